@@ -1,0 +1,1 @@
+"""accounting_bridge — see ARCHITECTURE.md; built by later issues."""

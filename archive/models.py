@@ -1,0 +1,193 @@
+"""Tables of the archive room: companies, documents, artifacts, evidence, quarantine, the
+journal and its anchors, API tokens.
+
+Artifacts, evidence and journal rows are append-only (database triggers refuse UPDATE and
+DELETE; verification detects what a trigger cannot prevent). Only a document's ``state``
+moves, and every move is journaled.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    admin = "admin"
+    station = "station"
+    approver = "approver"
+    accountant = "accountant"
+    auditor = "auditor"
+
+
+class DocumentKind(StrEnum):
+    supplier_invoice = "supplier_invoice"
+    customer_invoice = "customer_invoice"
+    credit_note = "credit_note"
+    other = "other"
+
+
+class DocumentState(StrEnum):
+    received = "received"
+    converted = "converted"
+    extracted = "extracted"
+    archived = "archived"
+    in_review = "in_review"
+    approved = "approved"
+    rejected = "rejected"
+    booked = "booked"
+    paid = "paid"
+    quarantined = "quarantined"
+    failed = "failed"
+
+
+class Company(SQLModel, table=True):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str
+    siren: str | None = Field(default=None, unique=True, index=True, max_length=9)
+    retention_years: int = 10
+    #: PKCS#12 file of the company's own seal; None means the organisation's default seal.
+    seal_pkcs12_path: str | None = None
+    seal_password_file: str | None = None
+    is_default: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Document(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("company_id", "original_sha256"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    company_id: uuid.UUID = Field(foreign_key="company.id", index=True)
+    kind: str = DocumentKind.other.value
+    source: str = "upload"
+    state: str = DocumentState.received.value
+    original_sha256: str = Field(max_length=64, index=True)
+    original_filename: str | None = None
+    media_type: str = "application/pdf"
+    size: int = 0
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    deposited_by: str = "system"
+
+
+class Artifact(SQLModel, table=True):
+    """An immutable stored object of a document."""
+
+    __table_args__ = (UniqueConstraint("document_id", "name"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    document_id: uuid.UUID = Field(foreign_key="document.id", index=True)
+    #: "original", "sealed", "original.p7s", "original.tsr", ...
+    name: str
+    #: "content" for what the company archives, "seal" / "timestamp" for evidence beside it.
+    role: str = "content"
+    of_artifact_id: uuid.UUID | None = Field(default=None, foreign_key="artifact.id")
+    sha256: str = Field(max_length=64, index=True)
+    size: int
+    media_type: str
+    backend: str
+    storage_key: str
+    storage_version: str
+    retain_until: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Evidence(SQLModel, table=True):
+    """What proves one content artifact: fingerprint, seal, timestamp, where it is kept."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    artifact_id: uuid.UUID = Field(foreign_key="artifact.id", unique=True)
+    sha256: str = Field(max_length=64)
+    seal_format: str  # "PAdES-B-LT" (embedded) or "CAdES-detached"
+    seal_cert_sha256: str = Field(max_length=64)
+    signature_algorithm: str
+    timestamp_serial: str
+    timestamp_time: datetime = Field(sa_type=UTCDateTime)
+    tsa_cert_sha256: str = Field(max_length=64)
+    signature_artifact_id: uuid.UUID | None = Field(default=None, foreign_key="artifact.id")
+    timestamp_artifact_id: uuid.UUID | None = Field(default=None, foreign_key="artifact.id")
+    storage_key: str
+    storage_version: str
+    retain_until: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Quarantine(SQLModel, table=True):
+    """Bytes that could not be archived, kept with the reason."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    company_id: uuid.UUID | None = Field(default=None, foreign_key="company.id")
+    filename: str | None = None
+    sha256: str = Field(max_length=64, index=True)
+    size: int
+    reason_code: str
+    reason: str
+    backend: str
+    storage_key: str
+    storage_version: str
+    source: str = "upload"
+    actor: str = "system"
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class VerificationRun(SQLModel, table=True):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    document_id: uuid.UUID | None = Field(default=None, foreign_key="document.id", index=True)
+    verified_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    ok: bool
+    report: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class JournalEvent(SQLModel, table=True):
+    """One row of the hash-chained audit trail (piste d'audit fiable)."""
+
+    __tablename__ = "journal_event"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    actor: str
+    action: str = Field(index=True)
+    subject: str = Field(index=True)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    payload_digest: str = Field(max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+    hash_alg: str = "sha256"
+
+
+class JournalAnchor(SQLModel, table=True):
+    """An RFC 3161 token over the journal head; each anchor chains to the previous one."""
+
+    __tablename__ = "journal_anchor"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    head_seq: int
+    head_hash: str = Field(max_length=64)
+    prev_anchor_hash: str = Field(max_length=64)
+    anchor_hash: str = Field(max_length=64, unique=True)
+    hash_alg: str = "sha256"
+    tst: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    tst_serial: str
+    tst_time: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str
+    role: str
+    token_hash: str = Field(max_length=64, unique=True)
+    company_id: uuid.UUID | None = Field(default=None, foreign_key="company.id")
+    fiscal_years: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    created_by: str = "system"

@@ -1,0 +1,308 @@
+"""Coffre's own RFC 3161 time-stamping authority (the server side of timestamps).
+
+``TimestampAuthority.respond`` turns a DER ``TimeStampReq`` into a DER ``TimeStampResp``:
+a token signed with the TSA key for a well-formed request, a ``rejection`` with a
+``failInfo`` otherwise. The token follows RFC 3161 as updated by RFC 5816 (the signer
+is identified by an ESSCertIDv2 ``signingCertificateV2`` attribute). The CMS structure is
+assembled with asn1crypto and pyHanko's attribute helpers; the signature is made with
+``cryptography``. ``make_tsa_router`` exposes it over HTTP (``POST /tsa``).
+
+This room signs what it is asked to sign and keeps no record: recording tokens is the
+journal's business. It reads no files and holds no global state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from asn1crypto import algos, cms, core, tsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from fastapi import APIRouter, Request, Response
+from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
+
+from archive._asn1 import TimeStampResp
+from archive.errors import ArchiveError
+from archive.pki import COFFRE_OID_ARC, PrivateKey, cert_sha256, to_asn1
+
+__all__ = [
+    "DEFAULT_TSA_POLICY_OID",
+    "MAX_REQUEST_BYTES",
+    "TSA_QUERY_TYPE",
+    "TSA_REPLY_TYPE",
+    "TimestampAuthority",
+    "TsaConfigurationError",
+    "make_tsa_router",
+]
+
+#: Coffre's TSA policy (see ``archive.pki.COFFRE_OID_ARC``): "Coffre TSA policy v1, time
+#: from the host clock (NTP-synchronised), accuracy one second".
+DEFAULT_TSA_POLICY_OID = f"{COFFRE_OID_ARC}.1.1"
+TSA_QUERY_TYPE = "application/timestamp-query"
+TSA_REPLY_TYPE = "application/timestamp-reply"
+#: A TimeStampReq is a few hundred bytes; anything much larger is not one.
+MAX_REQUEST_BYTES = 16 * 1024
+
+#: Hash algorithms accepted in a message imprint, with their digest sizes.
+_ACCEPTED_HASHES = {"sha256": 32, "sha384": 48, "sha512": 64}
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+class TsaConfigurationError(ArchiveError):
+    """The TSA certificate or key cannot be used to issue RFC 3161 tokens."""
+
+    code = "tsa_configuration_error"
+
+
+class _Rejection(Exception):
+    """Internal: the request is refused with these failInfo flags."""
+
+    def __init__(self, fail_info: str, text: str) -> None:
+        super().__init__(text)
+        self.fail_info = fail_info
+        self.text = text
+
+
+class TimestampAuthority:
+    """An in-process RFC 3161 TSA over one certificate and key.
+
+    ``clock`` returns the current time (aware); it exists so tests can fix the time. The
+    accuracy claimed in each token is ``accuracy`` (one second by default: the host clock
+    is assumed NTP-synchronised, and genTime keeps milliseconds).
+    """
+
+    def __init__(
+        self,
+        cert: x509.Certificate,
+        key: PrivateKey,
+        chain: Sequence[x509.Certificate] = (),
+        *,
+        policy_oid: str = DEFAULT_TSA_POLICY_OID,
+        clock: Callable[[], dt.datetime] | None = None,
+        accuracy: dt.timedelta = dt.timedelta(seconds=1),
+    ) -> None:
+        _check_tsa_certificate(cert, key)
+        self._key = key
+        self._cert = to_asn1(cert)
+        self._chain = tuple(to_asn1(c) for c in chain)
+        self._policy = policy_oid
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._accuracy = _accuracy(accuracy)
+        # Everything that does not change between tokens is computed once.
+        self._signing_cert_attr = simple_cms_attribute(
+            "signing_certificate_v2", as_signing_certificate_v2(self._cert, "sha256")
+        )
+        self._sid = cms.SignerIdentifier(
+            {
+                "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                    {"issuer": self._cert.issuer, "serial_number": self._cert.serial_number}
+                )
+            }
+        )
+        self._tsa_name = asn1_x509.GeneralName(name="directory_name", value=self._cert.subject)
+        self._certs_sha256 = cert_sha256(self._cert)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            self._sig_algo, self._digest = "sha256_ecdsa", "sha256"
+        else:
+            self._sig_algo, self._digest = "sha256_rsa", "sha256"
+
+    @property
+    def certificate(self) -> asn1_x509.Certificate:
+        return self._cert
+
+    @property
+    def certificate_sha256(self) -> str:
+        return self._certs_sha256
+
+    @property
+    def policy_oid(self) -> str:
+        return self._policy
+
+    def respond(self, request_der: bytes) -> bytes:
+        """DER TimeStampResp for a DER TimeStampReq; never raises on bad input."""
+        try:
+            request = _parse_request(request_der)
+        except _Rejection as rejection:
+            return _rejection(rejection).dump()
+        return self.issue(request).dump()
+
+    def issue(self, request: tsp.TimeStampReq) -> TimeStampResp:
+        """TimeStampResp for an already parsed request (in-process clients skip DER)."""
+        try:
+            self._check_request(request)
+        except _Rejection as rejection:
+            return _rejection(rejection)
+        token = self._token(request)
+        return TimeStampResp(
+            {"status": tsp.PKIStatusInfo({"status": "granted"}), "time_stamp_token": token}
+        )
+
+    def _check_request(self, request: tsp.TimeStampReq) -> None:
+        try:
+            if request["version"].native != "v1":
+                raise _Rejection("bad_request", "unsupported TimeStampReq version")
+            imprint = request["message_imprint"]
+            algorithm = imprint["hash_algorithm"]["algorithm"].native
+            hashed = imprint["hashed_message"].native
+            policy = request["req_policy"].native
+            extensions = request["extensions"].native
+            request["nonce"].native  # noqa: B018 (forces parsing: a bad nonce is bad format)
+            request["cert_req"].native  # noqa: B018
+        except (ValueError, TypeError, KeyError) as exc:
+            raise _Rejection("bad_data_format", f"malformed request: {exc}") from exc
+        if algorithm not in _ACCEPTED_HASHES:
+            raise _Rejection("bad_alg", f"hash algorithm {algorithm} is not accepted")
+        if len(hashed) != _ACCEPTED_HASHES[algorithm]:
+            raise _Rejection("bad_request", f"a {algorithm} digest has the wrong length")
+        if policy is not None and policy != self._policy:
+            raise _Rejection("unaccepted_policy", f"policy {policy} is not offered")
+        if extensions:
+            raise _Rejection("unaccepted_extension", "request extensions are not supported")
+
+    def _token(self, request: tsp.TimeStampReq) -> cms.ContentInfo:
+        now = self._clock().astimezone(dt.UTC)
+        gen_time = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        tst_fields: dict[str, Any] = {
+            "version": "v1",
+            "policy": self._policy,
+            "message_imprint": request["message_imprint"],
+            # 128 random bits, top bit set: unique without any shared counter.
+            "serial_number": secrets.randbits(127) | (1 << 127),
+            "gen_time": gen_time,
+            "accuracy": self._accuracy,
+            "tsa": self._tsa_name,
+        }
+        if request["nonce"].native is not None:
+            tst_fields["nonce"] = request["nonce"].native
+        tst_info_der = tsp.TSTInfo(tst_fields).dump()
+
+        signed_attrs = cms.CMSAttributes(
+            [
+                simple_cms_attribute("content_type", "tst_info"),
+                simple_cms_attribute("signing_time", cms.Time({"utc_time": gen_time})),
+                simple_cms_attribute("message_digest", hashlib.sha256(tst_info_der).digest()),
+                self._signing_cert_attr,
+            ]
+        )
+        signature = self._sign(signed_attrs.dump())
+        digest_algorithm = algos.DigestAlgorithm({"algorithm": self._digest})
+        signer_info = cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": self._sid,
+                "digest_algorithm": digest_algorithm,
+                "signed_attrs": signed_attrs,
+                "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": self._sig_algo}),
+                "signature": signature,
+            }
+        )
+        signed_data: dict[str, Any] = {
+            "version": "v3",
+            "digest_algorithms": [digest_algorithm],
+            "encap_content_info": {
+                "content_type": "tst_info",
+                "content": core.ParsableOctetString(tst_info_der),
+            },
+            "signer_infos": [signer_info],
+        }
+        if request["cert_req"].native:
+            signed_data["certificates"] = [self._cert, *self._chain]
+        return cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
+
+    def _sign(self, data: bytes) -> bytes:
+        if isinstance(self._key, ec.EllipticCurvePrivateKey):
+            return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+        return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+
+def make_tsa_router(tsa: TimestampAuthority) -> APIRouter:
+    """``POST /tsa``: RFC 3161 over HTTP (timestamp-query in, timestamp-reply out)."""
+    router = APIRouter(tags=["timestamps"])
+
+    @router.post(
+        "/tsa",
+        response_class=Response,
+        responses={
+            200: {"content": {TSA_REPLY_TYPE: {}}},
+            413: {"description": "request too large"},
+            415: {"description": f"Content-Type is not {TSA_QUERY_TYPE}"},
+        },
+    )
+    async def timestamp(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != TSA_QUERY_TYPE:
+            return Response(
+                f"expected Content-Type {TSA_QUERY_TYPE}\n",
+                status_code=415,
+                media_type="text/plain",
+            )
+        body = await request.body()
+        if len(body) > MAX_REQUEST_BYTES:
+            return Response("request too large\n", status_code=413, media_type="text/plain")
+        # Signing one token takes well under a millisecond: no need for a thread.
+        return Response(tsa.respond(body), media_type=TSA_REPLY_TYPE)
+
+    return router
+
+
+def _parse_request(request_der: bytes) -> tsp.TimeStampReq:
+    if not request_der or len(request_der) > MAX_REQUEST_BYTES:
+        raise _Rejection("bad_data_format", "empty or oversized request")
+    try:
+        request = tsp.TimeStampReq.load(request_der, strict=True)
+        # asn1crypto parses lazily: touch the whole structure now.
+        request.native  # noqa: B018
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _Rejection("bad_data_format", "request is not a DER TimeStampReq") from exc
+    return request
+
+
+def _rejection(rejection: _Rejection) -> TimeStampResp:
+    return TimeStampResp(
+        {
+            "status": tsp.PKIStatusInfo(
+                {
+                    "status": "rejection",
+                    "status_string": [rejection.text],
+                    "fail_info": tsp.PKIFailureInfo({rejection.fail_info}),
+                }
+            )
+        }
+    )
+
+
+def _accuracy(accuracy: dt.timedelta) -> tsp.Accuracy:
+    micros = int(accuracy / dt.timedelta(microseconds=1))
+    if micros <= 0:
+        raise TsaConfigurationError("TSA accuracy must be positive")
+    seconds, rest = divmod(micros, 1_000_000)
+    millis, micros = divmod(rest, 1000)
+    fields = {"seconds": seconds, "millis": millis, "micros": micros}
+    return tsp.Accuracy({k: v for k, v in fields.items() if v})
+
+
+def _check_tsa_certificate(cert: x509.Certificate, key: PrivateKey) -> None:
+    """RFC 3161 §2.3: the key is the certificate's and its only EKU is timeStamping."""
+    if isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+            raise TsaConfigurationError("the TSA key does not match its certificate")
+    else:
+        raise TsaConfigurationError("the TSA key must be EC or RSA")
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound as exc:
+        raise TsaConfigurationError("the TSA certificate has no extendedKeyUsage") from exc
+    if not eku.critical or list(eku.value) != [x509.oid.ExtendedKeyUsageOID.TIME_STAMPING]:
+        raise TsaConfigurationError(
+            "the TSA certificate must have exactly one critical EKU: timeStamping"
+        )

@@ -1,0 +1,1 @@
+"""workflow — see ARCHITECTURE.md; built by later issues."""
