@@ -2,8 +2,6 @@
 verification. Handlers are plain ``def``: they run in the threadpool, where the use cases
 may block on the database, the store and the seal."""
 
-from __future__ import annotations
-
 import uuid
 from typing import Annotated, Any
 

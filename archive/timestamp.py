@@ -19,7 +19,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from asn1crypto import cms, tsp
+from asn1crypto import cms, core, tsp
 from asn1crypto import crl as asn1_crl
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -330,7 +330,8 @@ def _token_from_response(response_der: bytes) -> cms.ContentInfo:
         flags = ", ".join(sorted(reasons)) or "no failInfo"
         raise TimestampError(f"the TSA answered {state} ({flags}) {text}".strip())
     token = response["time_stamp_token"]
-    if token.native is None:
+    # Never call .native on a whole token: asn1crypto then re-encodes it very slowly.
+    if isinstance(token, core.Void):
         raise TimestampError("granted TimeStampResp without a token")
     return token
 
@@ -343,8 +344,9 @@ def _tsa_cert_sha256(signed_data: cms.SignedData) -> str:
         cert = choice.chosen
         if (
             isinstance(sid, cms.IssuerAndSerialNumber)
-            and cert.issuer == sid["issuer"]
+            # Byte comparison: asn1crypto's Name equality runs LDAP stringprep (slow).
             and cert.serial_number == sid["serial_number"].native
+            and cert.issuer.dump() == sid["issuer"].dump()
         ):
             return cert_sha256(cert)
     attr = find_unique_cms_attribute(signer_info["signed_attrs"], "signing_certificate_v2")

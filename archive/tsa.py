@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from fastapi import APIRouter, Request, Response
 from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 
-from archive._asn1 import TimeStampResp
+from archive._asn1 import CONTEXT_0, SEQUENCE, TimeStampResp, der_set_of, der_tlv
 from archive.errors import ArchiveError
 from archive.pki import COFFRE_OID_ARC, PrivateKey, cert_sha256, to_asn1
 
@@ -98,31 +98,37 @@ class TimestampAuthority:
         self._policy = policy_oid
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._accuracy = _accuracy(accuracy)
-        # Everything that does not change between tokens is computed once.
+        # Everything that does not change between tokens is encoded once (asn1crypto is
+        # slow to re-encode structures that embed certificates; see archive._asn1).
+        self._cert_sha256 = cert_sha256(self._cert)
+        self._tsa_name = asn1_x509.GeneralName(name="directory_name", value=self._cert.subject)
         self._signing_cert_attr = simple_cms_attribute(
             "signing_certificate_v2", as_signing_certificate_v2(self._cert, "sha256")
+        ).dump()
+        self._content_type_attr = simple_cms_attribute("content_type", "tst_info").dump()
+        self._sid = cms.IssuerAndSerialNumber(
+            {"issuer": self._cert.issuer, "serial_number": self._cert.serial_number}
+        ).dump()
+        self._digest_algorithm = algos.DigestAlgorithm({"algorithm": "sha256"}).dump()
+        sig_algo = "sha256_ecdsa" if isinstance(key, ec.EllipticCurvePrivateKey) else "sha256_rsa"
+        self._signature_algorithm = algos.SignedDigestAlgorithm({"algorithm": sig_algo}).dump()
+        # certificates [0] IMPLICIT CertificateSet: the TSA certificate first (RFC 3161
+        # requires it when certReq is set), then the chain; DER sorts the SET anyway.
+        self._certificates = der_set_of(
+            [self._cert.dump(), *(c.dump() for c in self._chain)], tag=CONTEXT_0
         )
-        self._sid = cms.SignerIdentifier(
-            {
-                "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                    {"issuer": self._cert.issuer, "serial_number": self._cert.serial_number}
-                )
-            }
-        )
-        self._tsa_name = asn1_x509.GeneralName(name="directory_name", value=self._cert.subject)
-        self._certs_sha256 = cert_sha256(self._cert)
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            self._sig_algo, self._digest = "sha256_ecdsa", "sha256"
-        else:
-            self._sig_algo, self._digest = "sha256_rsa", "sha256"
+        self._granted = tsp.PKIStatusInfo({"status": "granted"}).dump()
+        self._oid_signed_data = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
+        self._oid_tst_info = core.ObjectIdentifier("1.2.840.113549.1.9.16.1.4").dump()
 
     @property
-    def certificate(self) -> asn1_x509.Certificate:
+    def cert(self) -> asn1_x509.Certificate:
+        """The TSA certificate (asn1crypto form)."""
         return self._cert
 
     @property
-    def certificate_sha256(self) -> str:
-        return self._certs_sha256
+    def cert_sha256(self) -> str:
+        return self._cert_sha256
 
     @property
     def policy_oid(self) -> str:
@@ -132,20 +138,10 @@ class TimestampAuthority:
         """DER TimeStampResp for a DER TimeStampReq; never raises on bad input."""
         try:
             request = _parse_request(request_der)
-        except _Rejection as rejection:
-            return _rejection(rejection).dump()
-        return self.issue(request).dump()
-
-    def issue(self, request: tsp.TimeStampReq) -> TimeStampResp:
-        """TimeStampResp for an already parsed request (in-process clients skip DER)."""
-        try:
             self._check_request(request)
         except _Rejection as rejection:
-            return _rejection(rejection)
-        token = self._token(request)
-        return TimeStampResp(
-            {"status": tsp.PKIStatusInfo({"status": "granted"}), "time_stamp_token": token}
-        )
+            return _rejection(rejection).dump()
+        return der_tlv(SEQUENCE, self._granted, self._token(request))
 
     def _check_request(self, request: tsp.TimeStampReq) -> None:
         try:
@@ -169,55 +165,57 @@ class TimestampAuthority:
         if extensions:
             raise _Rejection("unaccepted_extension", "request extensions are not supported")
 
-    def _token(self, request: tsp.TimeStampReq) -> cms.ContentInfo:
+    def _token(self, request: tsp.TimeStampReq) -> bytes:
+        """DER TimeStampToken: ContentInfo(SignedData(TSTInfo)) per RFC 3161/5816, CMS v3."""
         now = self._clock().astimezone(dt.UTC)
         gen_time = now.replace(microsecond=now.microsecond // 1000 * 1000)
         tst_fields: dict[str, Any] = {
             "version": "v1",
             "policy": self._policy,
-            "message_imprint": request["message_imprint"],
+            "message_imprint": tsp.MessageImprint.load(request["message_imprint"].dump()),
             # 128 random bits, top bit set: unique without any shared counter.
             "serial_number": secrets.randbits(127) | (1 << 127),
             "gen_time": gen_time,
             "accuracy": self._accuracy,
             "tsa": self._tsa_name,
         }
-        if request["nonce"].native is not None:
-            tst_fields["nonce"] = request["nonce"].native
-        tst_info_der = tsp.TSTInfo(tst_fields).dump()
+        nonce = request["nonce"].native
+        if nonce is not None:
+            tst_fields["nonce"] = nonce
+        tst_info = tsp.TSTInfo(tst_fields).dump()
 
-        signed_attrs = cms.CMSAttributes(
-            [
-                simple_cms_attribute("content_type", "tst_info"),
-                simple_cms_attribute("signing_time", cms.Time({"utc_time": gen_time})),
-                simple_cms_attribute("message_digest", hashlib.sha256(tst_info_der).digest()),
-                self._signing_cert_attr,
-            ]
+        attributes = [
+            self._content_type_attr,
+            simple_cms_attribute("signing_time", cms.Time({"utc_time": gen_time})).dump(),
+            simple_cms_attribute("message_digest", hashlib.sha256(tst_info).digest()).dump(),
+            self._signing_cert_attr,
+        ]
+        # The signature covers the attributes as a universal SET OF; SignerInfo holds the
+        # same bytes under [0] IMPLICIT.
+        signature = self._sign(der_set_of(attributes))
+        signer_info = der_tlv(
+            SEQUENCE,
+            core.Integer(1).dump(),
+            self._sid,
+            self._digest_algorithm,
+            der_set_of(attributes, tag=CONTEXT_0),
+            self._signature_algorithm,
+            core.OctetString(signature).dump(),
         )
-        signature = self._sign(signed_attrs.dump())
-        digest_algorithm = algos.DigestAlgorithm({"algorithm": self._digest})
-        signer_info = cms.SignerInfo(
-            {
-                "version": "v1",
-                "sid": self._sid,
-                "digest_algorithm": digest_algorithm,
-                "signed_attrs": signed_attrs,
-                "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": self._sig_algo}),
-                "signature": signature,
-            }
+        encap_content_info = der_tlv(
+            SEQUENCE,
+            self._oid_tst_info,
+            der_tlv(CONTEXT_0, core.OctetString(tst_info).dump()),
         )
-        signed_data: dict[str, Any] = {
-            "version": "v3",
-            "digest_algorithms": [digest_algorithm],
-            "encap_content_info": {
-                "content_type": "tst_info",
-                "content": core.ParsableOctetString(tst_info_der),
-            },
-            "signer_infos": [signer_info],
-        }
-        if request["cert_req"].native:
-            signed_data["certificates"] = [self._cert, *self._chain]
-        return cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
+        signed_data = der_tlv(
+            SEQUENCE,
+            core.Integer(3).dump(),
+            der_set_of([self._digest_algorithm]),
+            encap_content_info,
+            self._certificates if request["cert_req"].native else b"",
+            der_set_of([signer_info]),
+        )
+        return der_tlv(SEQUENCE, self._oid_signed_data, der_tlv(CONTEXT_0, signed_data))
 
     def _sign(self, data: bytes) -> bytes:
         if isinstance(self._key, ec.EllipticCurvePrivateKey):

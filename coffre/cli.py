@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +27,9 @@ from storage.types import utcnow
 
 app = typer.Typer(no_args_is_help=True, help="Coffre: sealed, write-once archive of invoices.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
-company_app = typer.Typer(no_args_is_help=True, help="Companies (each with its SIREN and retention).")
+company_app = typer.Typer(
+    no_args_is_help=True, help="Companies (each with its SIREN and retention)."
+)
 journal_app = typer.Typer(no_args_is_help=True, help="The hash-chained journal.")
 quarantine_app = typer.Typer(no_args_is_help=True, help="Inputs refused and kept.")
 app.add_typer(token_app, name="token")
@@ -47,12 +49,15 @@ EXIT_ERROR = 6
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
+
 def _actor() -> str:
     return f"admin:cli:{getpass.getuser()}"
+
 
 def _fail(message: str, code: int) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
 
 @contextmanager
 def _runtime() -> Iterator[Runtime]:
@@ -68,17 +73,23 @@ def _runtime() -> Iterator[Runtime]:
     except StorageError as exc:
         _fail(f"storage: {exc}", EXIT_STORAGE)
 
+
 def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
 
 @app.command()
 def init(as_json: JsonOpt = False) -> None:
     """Create the data directory, database, development PKI and default company."""
     with _runtime() as rt:
-        info = {"mode": rt.settings.mode, "data_dir": str(rt.settings.data_dir.resolve()),
-                "database": rt.settings.db_url.split("@")[-1],
-                "store": rt.archive.store.backend}
+        info = {
+            "mode": rt.settings.mode,
+            "data_dir": str(rt.settings.data_dir.resolve()),
+            "database": rt.settings.db_url.split("@")[-1],
+            "store": rt.archive.store.backend,
+        }
         _print_json(info) if as_json else out.print(info)
+
 
 @app.command()
 def serve(
@@ -92,8 +103,13 @@ def serve(
 
     with _runtime() as rt:
         application = create_app(runtime=rt)
-        uvicorn.run(application, host=host or rt.settings.host, port=port or rt.settings.port,
-                    log_level=rt.settings.log_level)
+        uvicorn.run(
+            application,
+            host=host or rt.settings.host,
+            port=port or rt.settings.port,
+            log_level=rt.settings.log_level,
+        )
+
 
 @app.command("deposit")
 def deposit_cmd(
@@ -108,47 +124,78 @@ def deposit_cmd(
     with _runtime() as rt:
         for path in files:
             try:
-                outcome = deposit(rt.archive, data=path.read_bytes(), filename=path.name,
-                                  kind=kind.value, company_ref=company, actor=_actor(),
-                                  source="cli")
+                outcome = deposit(
+                    rt.archive,
+                    data=path.read_bytes(),
+                    filename=path.name,
+                    kind=kind.value,
+                    company_ref=company,
+                    actor=_actor(),
+                    source="cli",
+                )
             except BadInput as exc:
                 failed = True
-                results.append({"file": str(path), "outcome": "quarantined", "code": exc.code,
-                                "reason": exc.message, **exc.data})
+                results.append(
+                    {
+                        "file": str(path),
+                        "outcome": "quarantined",
+                        "code": exc.code,
+                        "reason": exc.message,
+                        **exc.data,
+                    }
+                )
                 continue
-            results.append({"file": str(path), "document_id": str(outcome.document.id),
-                            "outcome": "archived" if outcome.created else "already_archived",
-                            "sha256": outcome.document.original_sha256})
+            results.append(
+                {
+                    "file": str(path),
+                    "document_id": str(outcome.document.id),
+                    "outcome": "archived" if outcome.created else "already_archived",
+                    "sha256": outcome.document.original_sha256,
+                }
+            )
     if as_json:
         _print_json(results)
     else:
         for r in results:
             if r["outcome"] == "quarantined":
-                err.print(f"[red]quarantined[/] {r['file']}: {r['reason']} "
-                          f"(quarantine {r.get('quarantine_id')})", highlight=False)
+                err.print(
+                    f"[red]quarantined[/] {r['file']}: {r['reason']} "
+                    f"(quarantine {r.get('quarantine_id')})",
+                    highlight=False,
+                )
             else:
                 out.print(f"{r['document_id']}  {r['outcome']}  {r['file']}", highlight=False)
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)
+
 
 @app.command()
 def show(document_id: str, as_json: JsonOpt = False) -> None:
     """A document with its artifacts, evidence, state and journal events."""
     with _runtime() as rt, session_scope(rt.archive.engine) as session:
         body = describe(session, document_id)
-        rt.archive.journal.append(session, actor=_actor(), action="document.viewed",
-                                  subject=f"document:{body['document']['id']}", payload={})
+        rt.archive.journal.append(
+            session,
+            actor=_actor(),
+            action="document.viewed",
+            subject=f"document:{body['document']['id']}",
+            payload={},
+        )
     if as_json:
         _print_json(body)
         return
     doc = body["document"]
-    out.print(f"[bold]{doc['id']}[/]  {doc['kind']}  state={doc['state']}  "
-              f"sha256={doc['original_sha256']}")
+    out.print(
+        f"[bold]{doc['id']}[/]  {doc['kind']}  state={doc['state']}  "
+        f"sha256={doc['original_sha256']}"
+    )
     table = Table("artifact", "sha256", "size", "storage key", "retain until")
     for a in body["artifacts"]:
-        table.add_row(a["name"], a["sha256"][:16] + "…", str(a["size"]), a["storage_key"],
-                      a["retain_until"])
+        table.add_row(
+            a["name"], a["sha256"][:16] + "…", str(a["size"]), a["storage_key"], a["retain_until"]
+        )
     out.print(table)
+
 
 @app.command()
 def get(
@@ -158,8 +205,7 @@ def get(
 ) -> None:
     """Write out a stored artifact (the read is journaled)."""
     with _runtime() as rt:
-        _, data = read_artifact(rt.archive, document_id=document_id, name=artifact,
-                                actor=_actor())
+        _, data = read_artifact(rt.archive, document_id=document_id, name=artifact, actor=_actor())
     if str(output) == "-":
         sys.stdout.buffer.write(data)
     else:
@@ -167,6 +213,7 @@ def get(
         tmp.write_bytes(data)
         tmp.replace(output)
         err.print(f"wrote {len(data)} bytes to {output}")
+
 
 def _report(reports: list[VerificationReport], as_json: bool) -> None:
     if as_json:
@@ -182,12 +229,14 @@ def _report(reports: list[VerificationReport], as_json: bool) -> None:
     if not all(r.ok for r in reports):
         raise typer.Exit(EXIT_FAILED_CHECK)
 
+
 @app.command()
 def verify(document_id: str, as_json: JsonOpt = False) -> None:
     """Check a document's bytes, seals, timestamps, evidence and the journal chain."""
     with _runtime() as rt:
         report = verify_document(rt.archive, document_id, actor=_actor())
     _report([report], as_json)
+
 
 @app.command("verify-file")
 def verify_file_cmd(
@@ -198,11 +247,14 @@ def verify_file_cmd(
         reports = verify_file(rt.archive, file, actor=_actor())
     _report(reports, as_json)
 
+
 @token_app.command("create")
 def token_create(
     role: Annotated[Role, typer.Option()],
     name: Annotated[str, typer.Option()],
-    company: Annotated[str | None, typer.Option(help="Limit to this company (id or SIREN).")] = None,
+    company: Annotated[
+        str | None, typer.Option(help="Limit to this company (id or SIREN).")
+    ] = None,
     expires_days: Annotated[int | None, typer.Option()] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -212,16 +264,31 @@ def token_create(
     with _runtime() as rt, session_scope(rt.archive.engine) as session:
         company_id = resolve_company(session, company).id if company else None
         expires = utcnow() + timedelta(days=expires_days) if expires_days else None
-        plain, row = create_token(session, name=name, role=role, company_id=company_id,
-                                  expires_at=expires, created_by=_actor())
-        rt.archive.journal.append(session, actor=_actor(), action="token.created",
-                                  subject=f"token:{row.id}",
-                                  payload={"name": name, "role": role.value,
-                                           "company_id": company_id, "expires_at": expires})
+        plain, row = create_token(
+            session,
+            name=name,
+            role=role,
+            company_id=company_id,
+            expires_at=expires,
+            created_by=_actor(),
+        )
+        rt.archive.journal.append(
+            session,
+            actor=_actor(),
+            action="token.created",
+            subject=f"token:{row.id}",
+            payload={
+                "name": name,
+                "role": role.value,
+                "company_id": company_id,
+                "expires_at": expires,
+            },
+        )
     if as_json:
         _print_json({"id": str(row.id), "token": plain, "role": role.value, "name": name})
     else:
         out.print(plain, highlight=False)
+
 
 @company_app.command("create")
 def company_create(
@@ -233,15 +300,21 @@ def company_create(
     """Register a company (an accounting firm archives for many)."""
     with _runtime() as rt, session_scope(rt.archive.engine) as session:
         try:
-            company = create_company(session, name=name, siren=siren,
-                                     retention_years=retention_years)
+            company = create_company(
+                session, name=name, siren=siren, retention_years=retention_years
+            )
         except ValueError as exc:  # python-stdnum's ValidationError is a ValueError
             _fail(f"invalid SIREN {siren!r}: {exc}", EXIT_BAD_INPUT)
-        rt.archive.journal.append(session, actor=_actor(), action="company.created",
-                                  subject=f"company:{company.id}",
-                                  payload=company.model_dump(mode="json"))
+        rt.archive.journal.append(
+            session,
+            actor=_actor(),
+            action="company.created",
+            subject=f"company:{company.id}",
+            payload=company.model_dump(mode="json"),
+        )
         body = company.model_dump(mode="json")
     _print_json(body) if as_json else out.print(f"{body['id']}  {name}  {siren or ''}")
+
 
 @company_app.command("list")
 def company_list(as_json: JsonOpt = False) -> None:
@@ -253,8 +326,11 @@ def company_list(as_json: JsonOpt = False) -> None:
         _print_json(rows)
         return
     for c in rows:
-        out.print(f"{c['id']}  {c['name']}  {c['siren'] or ''}"
-                  f"{'  (default)' if c['is_default'] else ''}", highlight=False)
+        out.print(
+            f"{c['id']}  {c['name']}  {c['siren'] or ''}{'  (default)' if c['is_default'] else ''}",
+            highlight=False,
+        )
+
 
 @journal_app.command("verify")
 def journal_verify(as_json: JsonOpt = False) -> None:
@@ -263,14 +339,19 @@ def journal_verify(as_json: JsonOpt = False) -> None:
         report = verify_journal_report(rt.archive)
     _report([report], as_json)
 
+
 @journal_app.command("anchor")
 def journal_anchor(as_json: JsonOpt = False) -> None:
     """Timestamp the journal head now (also done every N events and daily)."""
     with _runtime() as rt:
         anchor = anchor_if_due(rt.archive, force=True)
-    body = ({"anchor": anchor.seq, "head_seq": anchor.head_seq, "tst_time": anchor.tst_time}
-            if anchor else {"anchor": None, "detail": "nothing new since the last anchor"})
+    body = (
+        {"anchor": anchor.seq, "head_seq": anchor.head_seq, "tst_time": anchor.tst_time}
+        if anchor
+        else {"anchor": None, "detail": "nothing new since the last anchor"}
+    )
     _print_json(body) if as_json else out.print(body)
+
 
 @quarantine_app.command("list")
 def quarantine_list(as_json: JsonOpt = False) -> None:
@@ -282,10 +363,8 @@ def quarantine_list(as_json: JsonOpt = False) -> None:
         _print_json(rows)
         return
     for q in rows:
-        out.print(f"{q['id']}  {q['filename']}  {q['reason_code']}: {q['reason']}",
-                  highlight=False)
+        out.print(f"{q['id']}  {q['filename']}  {q['reason_code']}: {q['reason']}", highlight=False)
+
 
 def main() -> None:
     app()
-
-_unused: Callable[..., Any] = DocumentNotFound  # re-exported for callers matching on it

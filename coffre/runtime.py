@@ -19,15 +19,20 @@ from archive.pki import (
     ensure_dev_pki,
     is_development_certificate,
     load_certificates,
-    load_pkcs12,
 )
 from archive.seal import Sealer, SealIdentity
 from archive.service import ensure_default_company
 from archive.timestamp import Timestamper
 from archive.tsa import TimestampAuthority
 from coffre.settings import Settings, production_problems
-from storage import LocalWormStore, ObjectStore, S3ObjectLockStore, make_engine, migrate
-from storage import session_scope
+from storage import (
+    LocalWormStore,
+    ObjectStore,
+    S3ObjectLockStore,
+    make_engine,
+    migrate,
+    session_scope,
+)
 
 
 class ConfigurationError(Exception):
@@ -98,7 +103,7 @@ def build_runtime(settings: Settings, *, migrate_db: bool = True) -> Runtime:
 
     tsa: TimestampAuthority | None = None
     if settings.timestamp.tsa_cert is not None and settings.timestamp.tsa_key is not None:
-        from archive.pki import _load_private_key_pem  # noqa: PLC2701 - one loader, one place
+        from archive.pki import _load_private_key_pem
 
         cert = load_certificates(settings.timestamp.tsa_cert)[0]
         key = _load_private_key_pem(settings.timestamp.tsa_key.read_bytes())

@@ -43,8 +43,8 @@ from storage.objects import (
     CHUNK_SIZE,
     StoredObject,
     require_future,
-    sha256_of_file,
     retention_instant,
+    sha256_of_file,
     validate_key,
 )
 
