@@ -14,7 +14,7 @@ from archive.errors import AccessDenied, NotAuthenticated
 from archive.models import ApiToken, Role
 from storage.types import utcnow
 
-TOKEN_PREFIX = "cof_"
+TOKEN_PREFIX = "cof_"  # noqa: S105 - a prefix, not a secret
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,9 @@ class Principal:
 
     def require(self, *roles: Role) -> None:
         if self.role is not Role.admin and self.role not in roles:
+            needed = ", ".join(r.value for r in roles)
             raise AccessDenied(
-                f"role {self.role.value!r} may not do this (needs {', '.join(r.value for r in roles)})",
-                role=self.role.value,
+                f"role {self.role.value!r} may not do this (needs {needed})", role=self.role.value
             )
 
     def require_company(self, company_id: uuid.UUID) -> None:

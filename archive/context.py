@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 from archive.journal import Journal
 
 if TYPE_CHECKING:
+    from archive.models import Company
     from archive.seal import Sealer
     from archive.timestamp import Timestamper
-    from archive.models import Company
     from storage import ObjectStore
 
 

@@ -31,9 +31,12 @@ _PG_LOCK_KEY = 0x0C0FF4E
 
 
 class TokenLike(Protocol):
-    response_der: bytes
-    serial: int
-    gen_time: datetime
+    @property
+    def response_der(self) -> bytes: ...
+    @property
+    def serial(self) -> int: ...
+    @property
+    def gen_time(self) -> datetime: ...
 
 
 class Stamp(Protocol):

@@ -330,7 +330,7 @@ def _record(
                 "tsa_cert_sha256": facts["tsa_cert_sha256"],
             },
         )
-    for name, artifact in artifacts.items():
+    for artifact in artifacts.values():
         journal.append(
             session,
             actor=actor,

@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from archive._aio import run_sync  # noqa: E402
-from archive.service import deposit  # noqa: E402
-from coffre.runtime import build_runtime  # noqa: E402
-from coffre.settings import Settings  # noqa: E402
-from storage.types import utcnow  # noqa: E402
-from tests.pdfs import make_pdfa  # noqa: E402
+from archive._aio import run_sync
+from archive.service import deposit
+from coffre.runtime import build_runtime
+from coffre.settings import Settings
+from storage.types import utcnow
+from tests.pdfs import make_pdfa
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -52,13 +52,19 @@ def _worker(args: tuple[str, dict[str, str] | None, list[str]]) -> int:
     data_dir, s3, paths = args
     rt = build_runtime(_settings(Path(data_dir), s3), migrate_db=False)
     for path in paths:
-        deposit(rt.archive, data=Path(path).read_bytes(), filename=Path(path).name,
-                actor="bench:worker", source="bench")
+        deposit(
+            rt.archive,
+            data=Path(path).read_bytes(),
+            filename=Path(path).name,
+            actor="bench:worker",
+            source="bench",
+        )
     return len(paths)
 
 
-def coffre_stages(files: list[Path], data_dir: Path, s3: dict[str, str] | None,
-                  workers: int) -> dict[str, float]:
+def coffre_stages(
+    files: list[Path], data_dir: Path, s3: dict[str, str] | None, workers: int
+) -> dict[str, float]:
     rt = build_runtime(_settings(data_dir, s3))
     archive = rt.archive
     blobs = [f.read_bytes() for f in files]
@@ -80,14 +86,25 @@ def coffre_stages(files: list[Path], data_dir: Path, s3: dict[str, str] | None,
 
     results["timestamp"] = rate(n, timed(lambda: run_sync(stamp_all())))
     prefix = f"bench/{time.time_ns()}"
-    results["store"] = rate(n, timed(lambda: [
-        archive.store.put(f"{prefix}/{i}", b, retain_until=until) for i, b in enumerate(blobs)
-    ]))
+    results["store"] = rate(
+        n,
+        timed(
+            lambda: [
+                archive.store.put(f"{prefix}/{i}", b, retain_until=until)
+                for i, b in enumerate(blobs)
+            ]
+        ),
+    )
     half = n // 2
-    results["whole deposit, 1 process"] = rate(half, timed(lambda: [
-        deposit(archive, data=b, filename=f"{i}.pdf", actor="bench:main", source="bench")
-        for i, b in enumerate(blobs[:half])
-    ]))
+    results["whole deposit, 1 process"] = rate(
+        half,
+        timed(
+            lambda: [
+                deposit(archive, data=b, filename=f"{i}.pdf", actor="bench:main", source="bench")
+                for i, b in enumerate(blobs[:half])
+            ]
+        ),
+    )
     rest = [str(f) for f in files[half:]]
     chunks = [(str(data_dir), s3, rest[i::workers]) for i in range(workers)]
     ctx = mp.get_context("spawn")
@@ -103,41 +120,117 @@ def coffre_stages(files: list[Path], data_dir: Path, s3: dict[str, str] | None,
 def anchors(files: list[Path], pki: Path, work: Path) -> dict[str, float]:
     n = len(files)
     out: dict[str, float] = {}
-    out["sha256sum"] = rate(n, timed(lambda: subprocess.run(
-        ["sha256sum", *map(str, files)], check=True, capture_output=True)))
+    out["sha256sum"] = rate(
+        n,
+        timed(
+            lambda: subprocess.run(["sha256sum", *map(str, files)], check=True, capture_output=True)
+        ),
+    )
     password = (pki / "dev-seal.password").read_text().strip()
     key = work / "seal.key.pem"
     cert = work / "seal.pem"
-    subprocess.run(["openssl", "pkcs12", "-in", str(pki / "dev-seal.p12"), "-nodes",
-                    "-passin", f"pass:{password}", "-nocerts", "-out", str(key)],
-                   check=True, capture_output=True)
-    subprocess.run(["openssl", "pkcs12", "-in", str(pki / "dev-seal.p12"), "-nokeys",
-                    "-clcerts", "-passin", f"pass:{password}", "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "pkcs12",
+            "-in",
+            str(pki / "dev-seal.p12"),
+            "-nodes",
+            "-passin",
+            f"pass:{password}",
+            "-nocerts",
+            "-out",
+            str(key),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "pkcs12",
+            "-in",
+            str(pki / "dev-seal.p12"),
+            "-nokeys",
+            "-clcerts",
+            "-passin",
+            f"pass:{password}",
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
     def cms() -> None:
         for f in files:
-            subprocess.run(["openssl", "cms", "-sign", "-binary", "-in", str(f), "-signer",
-                            str(cert), "-inkey", str(key), "-outform", "DER", "-out",
-                            str(work / "sig.p7s")], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    "openssl",
+                    "cms",
+                    "-sign",
+                    "-binary",
+                    "-in",
+                    str(f),
+                    "-signer",
+                    str(cert),
+                    "-inkey",
+                    str(key),
+                    "-outform",
+                    "DER",
+                    "-out",
+                    str(work / "sig.p7s"),
+                ],
+                check=True,
+                capture_output=True,
+            )
 
     out["openssl cms -sign"] = rate(n, timed(cms))
     cnf = work / "tsa.cnf"
     cnf.write_text(
-        "[tsa]\ndefault_tsa = tsa_config1\n[tsa_config1]\nserial = " + str(work / "serial")
-        + "\nsigner_cert = " + str(pki / "dev-tsa.pem") + "\nsigner_key = "
-        + str(pki / "dev-tsa.key.pem") + "\nsigner_digest = sha256\ndefault_policy = 1.2.3.4\n"
+        "[tsa]\ndefault_tsa = tsa_config1\n[tsa_config1]\nserial = "
+        + str(work / "serial")
+        + "\nsigner_cert = "
+        + str(pki / "dev-tsa.pem")
+        + "\nsigner_key = "
+        + str(pki / "dev-tsa.key.pem")
+        + "\nsigner_digest = sha256\ndefault_policy = 1.2.3.4\n"
         "digests = sha256\naccuracy = secs:1\ness_cert_id_alg = sha256\n"
     )
     (work / "serial").write_text("01\n")
 
     def ts() -> None:
         for f in files:
-            subprocess.run(["openssl", "ts", "-query", "-data", str(f), "-sha256", "-cert",
-                            "-out", str(work / "q.tsq")], check=True, capture_output=True)
-            subprocess.run(["openssl", "ts", "-reply", "-config", str(cnf), "-queryfile",
-                            str(work / "q.tsq"), "-out", str(work / "r.tsr")], check=True,
-                           capture_output=True)
+            subprocess.run(
+                [
+                    "openssl",
+                    "ts",
+                    "-query",
+                    "-data",
+                    str(f),
+                    "-sha256",
+                    "-cert",
+                    "-out",
+                    str(work / "q.tsq"),
+                ],
+                check=True,
+                capture_output=True,
+            )
+            subprocess.run(
+                [
+                    "openssl",
+                    "ts",
+                    "-reply",
+                    "-config",
+                    str(cnf),
+                    "-queryfile",
+                    str(work / "q.tsq"),
+                    "-out",
+                    str(work / "r.tsr"),
+                ],
+                check=True,
+                capture_output=True,
+            )
 
     out["openssl ts -query/-reply"] = rate(n, timed(ts))
     return out
@@ -157,8 +250,10 @@ def main() -> None:
             f.parent.mkdir(exist_ok=True)
             f.write_bytes(make_pdfa(f"FACTURE BENCH {i}", seed=i))
             files.append(f)
-        print(f"{args.n} one-page PDF/A files, {sum(f.stat().st_size for f in files) // args.n} "
-              f"bytes each on average; {os.cpu_count()} cores")
+        print(
+            f"{args.n} one-page PDF/A files, {sum(f.stat().st_size for f in files) // args.n} "
+            f"bytes each on average; {os.cpu_count()} cores"
+        )
         runs: dict[str, dict[str, float]] = {}
         runs["local"] = coffre_stages(files, work / "local", None, args.workers)
         server = None
@@ -167,8 +262,12 @@ def main() -> None:
 
             server = start_seaweedfs(work / "weed")
             ep = server.endpoint
-            s3 = {"s3_endpoint": ep.endpoint, "s3_access_key": ep.access_key,
-                  "s3_secret_key": ep.secret_key, "s3_bucket": "bench"}
+            s3 = {
+                "s3_endpoint": ep.endpoint,
+                "s3_access_key": ep.access_key,
+                "s3_secret_key": ep.secret_key,
+                "s3_bucket": "bench",
+            }
             try:
                 runs["s3"] = coffre_stages(files, work / "s3", s3, args.workers)
             finally:
@@ -179,8 +278,11 @@ def main() -> None:
             "seal (PAdES + detached CMS)": "openssl cms -sign",
             "timestamp": "openssl ts -query/-reply",
         }
-        print(f"\n{'stage':32} " + " ".join(f"{k + ' docs/s':>14}" for k in runs)
-              + f" {'anchor':>26} {'docs/s':>10} {'ratio':>7}")
+        print(
+            f"\n{'stage':32} "
+            + " ".join(f"{k + ' docs/s':>14}" for k in runs)
+            + f" {'anchor':>26} {'docs/s':>10} {'ratio':>7}"
+        )
         for stage in runs["local"]:
             row = f"{stage:32} " + " ".join(f"{runs[k][stage]:14.1f}" for k in runs)
             if stage in anchor_for:
@@ -188,8 +290,10 @@ def main() -> None:
                 row += f" {name:>26} {base[name]:10.1f} {runs['local'][stage] / base[name]:7.2f}"
             print(row)
         whole = runs["local"][f"whole deposit, {args.workers} processes"]
-        print(f"\ngoal: whole deposit >= 20 docs/s on the local store: {whole:.1f} "
-              f"({'met' if whole >= 20 else 'NOT met'})")
+        print(
+            f"\ngoal: whole deposit >= 20 docs/s on the local store: {whole:.1f} "
+            f"({'met' if whole >= 20 else 'NOT met'})"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

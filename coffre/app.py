@@ -29,8 +29,13 @@ ANCHOR_CHECK_SECONDS = 3600
 def problem(status: int, code: str, title: str, **extra: Any) -> JSONResponse:
     return JSONResponse(
         status_code=status,
-        content={"type": f"urn:coffre:problem:{code}", "title": title, "status": status,
-                 "code": code, **extra},
+        content={
+            "type": f"urn:coffre:problem:{code}",
+            "title": title,
+            "status": status,
+            "code": code,
+            **extra,
+        },
         media_type="application/problem+json",
     )
 
@@ -62,9 +67,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @app.exception_handler(ArchiveError)
     async def archive_error(_request: Request, exc: ArchiveError) -> JSONResponse:
-        return problem(exc.status, exc.code, exc.message, **{
-            k: v for k, v in exc.data.items() if isinstance(v, str | int | float | bool | list)
-        })
+        return problem(
+            exc.status,
+            exc.code,
+            exc.message,
+            **{k: v for k, v in exc.data.items() if isinstance(v, str | int | float | bool | list)},
+        )
 
     @app.exception_handler(StorageError)
     async def storage_error(_request: Request, exc: StorageError) -> JSONResponse:

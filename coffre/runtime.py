@@ -68,9 +68,13 @@ def build_store(settings: Settings) -> ObjectStore:
 def _seal_identity(settings: Settings, dev: DevPki | None) -> SealIdentity:
     seal = settings.seal
     if seal.pkcs11_lib is not None:
+        if not (seal.pkcs11_token_label and seal.pkcs11_key_label):
+            raise ConfigurationError("PKCS#11 needs COFFRE_SEAL__PKCS11_TOKEN_LABEL and _KEY_LABEL")
         pin = _read_secret(seal.pkcs11_pin_file)
         return SealIdentity.from_pkcs11(
-            seal.pkcs11_lib, seal.pkcs11_token_label, seal.pkcs11_key_label,
+            seal.pkcs11_lib,
+            seal.pkcs11_token_label,
+            seal.pkcs11_key_label,
             pin.decode() if pin else None,
         )
     if seal.pkcs12_path is not None:
@@ -86,10 +90,14 @@ def build_runtime(settings: Settings, *, migrate_db: bool = True) -> Runtime:
         raise ConfigurationError(
             "refusing to start in production mode:\n  - " + "\n  - ".join(problems)
         )
-    needs_dev = (
-        settings.seal.pkcs12_path is None and settings.seal.pkcs11_lib is None
-    ) or (settings.timestamp.url is None and settings.timestamp.tsa_cert is None)
-    dev = ensure_dev_pki(settings.pki_dir, organisation=settings.archive.organisation) if needs_dev else None
+    needs_dev = (settings.seal.pkcs12_path is None and settings.seal.pkcs11_lib is None) or (
+        settings.timestamp.url is None and settings.timestamp.tsa_cert is None
+    )
+    dev = (
+        ensure_dev_pki(settings.pki_dir, organisation=settings.archive.organisation)
+        if needs_dev
+        else None
+    )
 
     trust_roots: list[Any] = []
     crls: list[bytes] = []
@@ -128,9 +136,13 @@ def build_runtime(settings: Settings, *, migrate_db: bool = True) -> Runtime:
     )
 
     def company_sealer(company: Company) -> Sealer:
-        password = _read_secret(Path(company.seal_password_file)) if company.seal_password_file else None
+        password = (
+            _read_secret(Path(company.seal_password_file)) if company.seal_password_file else None
+        )
         own = SealIdentity.from_pkcs12(Path(str(company.seal_pkcs12_path)), password)
-        return Sealer(own, timestamper, level=settings.seal.level, trust_roots=trust_roots, crls=crls)
+        return Sealer(
+            own, timestamper, level=settings.seal.level, trust_roots=trust_roots, crls=crls
+        )
 
     engine = make_engine(settings.db_url)
     if migrate_db:

@@ -29,7 +29,6 @@ class StorageSettings(BaseModel):
     s3_secure: bool = False
     s3_region: str | None = None
 
-
     def secret_key(self) -> str:
         if self.s3_secret_key_file is not None:
             return self.s3_secret_key_file.read_text().strip()

@@ -18,8 +18,12 @@ from coffre.runtime import Runtime, build_runtime
 from coffre.settings import Settings
 from tests.s3server import SeaweedFSServer, start_seaweedfs
 
-PG_ADMIN_URL = os.environ.get("COFFRE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-CORPORA = Path(os.environ.get("COFFRE_CORPORA_DIR", Path(__file__).parents[1] / "../shared/corpora"))
+PG_ADMIN_URL = os.environ.get(
+    "COFFRE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+CORPORA = Path(
+    os.environ.get("COFFRE_CORPORA_DIR", Path(__file__).parents[1] / "../shared/corpora")
+)
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +94,9 @@ def make_settings(
         pytest.param("postgres-s3", id="postgres-s3", marks=[pytest.mark.postgres, pytest.mark.s3]),
     ]
 )
-def runtime(request: pytest.FixtureRequest, tmp_path: Path, pki_template: Path) -> Iterator[Runtime]:
+def runtime(
+    request: pytest.FixtureRequest, tmp_path: Path, pki_template: Path
+) -> Iterator[Runtime]:
     """Coffre as built from Settings: SQLite + local store, or PostgreSQL + S3 Object Lock."""
     if request.param == "sqlite-local":
         settings = make_settings(tmp_path / "data", pki_template)
@@ -106,5 +112,5 @@ def runtime(request: pytest.FixtureRequest, tmp_path: Path, pki_template: Path) 
 
 
 @pytest.fixture
-def archive(runtime: Runtime):  # noqa: ANN201 - the Archive of the runtime
+def archive(runtime: Runtime):
     return runtime.archive

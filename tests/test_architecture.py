@@ -19,8 +19,11 @@ ROOT = Path(__file__).parents[1]
 
 def test_imports_flow_one_way():
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "lint-imports")], cwd=ROOT, capture_output=True,
-        text=True, check=False,
+        [str(Path(sys.executable).parent / "lint-imports")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

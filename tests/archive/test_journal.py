@@ -19,7 +19,10 @@ def _append(archive, n: int, *, actor: str = "test:clerk") -> None:
     with session_scope(archive.engine) as session:
         for i in range(n):
             archive.journal.append(
-                session, actor=actor, action="test.event", subject=f"thing:{i}",
+                session,
+                actor=actor,
+                action="test.event",
+                subject=f"thing:{i}",
                 payload={"i": i, "amount": "12.30"},
             )
 
@@ -69,18 +72,37 @@ def test_database_refuses_update_and_delete(archive):
 @pytest.mark.parametrize(
     ("label", "table", "sql", "expected"),
     [
-        ("edited payload", "journal_event",
-         "UPDATE journal_event SET payload = '{\"i\": 2, \"amount\": \"99.99\"}' WHERE seq = 3",
-         "event 3: payload does not match"),
-        ("edited actor", "journal_event",
-         "UPDATE journal_event SET actor = 'mallory' WHERE seq = 2", "event 2: hash does not match"),
-        ("deleted row", "journal_event", "DELETE FROM journal_event WHERE seq = 3",
-         "event 4: sequence gap"),
+        (
+            "edited payload",
+            "journal_event",
+            'UPDATE journal_event SET payload = \'{"i": 2, "amount": "99.99"}\' WHERE seq = 3',
+            "event 3: payload does not match",
+        ),
+        (
+            "edited actor",
+            "journal_event",
+            "UPDATE journal_event SET actor = 'mallory' WHERE seq = 2",
+            "event 2: hash does not match",
+        ),
+        (
+            "deleted row",
+            "journal_event",
+            "DELETE FROM journal_event WHERE seq = 3",
+            "event 4: sequence gap",
+        ),
         ("reordered rows", "journal_event", "SWAP", "previous-hash link broken"),
-        ("truncated tail", "journal_event", "DELETE FROM journal_event WHERE seq >= 5",
-         "covers an event that no longer exists"),
-        ("edited anchor", "journal_anchor", "UPDATE journal_anchor SET head_seq = 4",
-         "anchor 1: anchor row edited"),
+        (
+            "truncated tail",
+            "journal_event",
+            "DELETE FROM journal_event WHERE seq >= 5",
+            "covers an event that no longer exists",
+        ),
+        (
+            "edited anchor",
+            "journal_anchor",
+            "UPDATE journal_anchor SET head_seq = 4",
+            "anchor 1: anchor row edited",
+        ),
     ],
 )
 def test_tampering_is_detected_and_named(archive, label, table, sql, expected):
@@ -89,9 +111,11 @@ def test_tampering_is_detected_and_named(archive, label, table, sql, expected):
     assert _check(archive).ok
     if sql == "SWAP":
         # Swap two rows through a free number: the primary key is checked row by row.
-        for step in ("UPDATE journal_event SET seq = 1000 WHERE seq = 2",
-                     "UPDATE journal_event SET seq = 2 WHERE seq = 3",
-                     "UPDATE journal_event SET seq = 3 WHERE seq = 1000"):
+        for step in (
+            "UPDATE journal_event SET seq = 1000 WHERE seq = 2",
+            "UPDATE journal_event SET seq = 2 WHERE seq = 3",
+            "UPDATE journal_event SET seq = 3 WHERE seq = 1000",
+        ):
             tamper(archive.engine, table, step)
     else:
         tamper(archive.engine, table, sql)
@@ -104,7 +128,9 @@ def test_anchor_token_over_another_digest_is_refused(archive):
     _append(archive, 2)
     anchor_if_due(archive, force=True)
     other = run_sync(archive.timestamper.stamp(b"\x00" * 32))
-    tamper(archive.engine, "journal_anchor", "UPDATE journal_anchor SET tst = :t", t=other.response_der)
+    tamper(
+        archive.engine, "journal_anchor", "UPDATE journal_anchor SET tst = :t", t=other.response_der
+    )
     check = _check(archive)
     assert any("anchor 1: timestamp token" in str(p) for p in check.problems)
 

@@ -72,7 +72,7 @@ def test_s3_locked_version_survives_an_overwrite_attempt(runtime, archive, docum
     import io
 
     client.put_object(archive.store.bucket, art.storage_key, io.BytesIO(b"forged"), 6)
-    with pytest.raises(Exception, match="AccessDenied|denied|locked"):
+    with pytest.raises(Exception, match=r"AccessDenied|denied|locked"):
         client.remove_object(archive.store.bucket, art.storage_key, version_id=art.storage_version)
     with pytest.raises(ObjectLocked):
         archive.store.delete(art.storage_key, art.storage_version)
@@ -90,17 +90,26 @@ def test_s3_locked_version_survives_an_overwrite_attempt(runtime, archive, docum
 )
 def test_edited_evidence_row_is_caught(archive, document, column, value, expected):
     art = _artifact(archive, document, expected.split()[1].rstrip(":"))
-    tamper(archive.engine, "evidence",
-           f"UPDATE evidence SET {column} = :v WHERE artifact_id = :a",
-           v=value, a=art.id.hex if archive.engine.dialect.name == "sqlite" else art.id)
+    tamper(
+        archive.engine,
+        "evidence",
+        f"UPDATE evidence SET {column} = :v WHERE artifact_id = :a",
+        v=value,
+        a=art.id.hex if archive.engine.dialect.name == "sqlite" else art.id,
+    )
     failures = _failures(archive, document)
     assert any(expected in f for f in failures), failures
 
 
 def test_edited_artifact_row_is_caught(archive, document):
     art = _artifact(archive, document, "sealed")
-    tamper(archive.engine, "artifact", "UPDATE artifact SET sha256 = :v WHERE id = :a",
-           v="ee" * 32, a=art.id.hex if archive.engine.dialect.name == "sqlite" else art.id)
+    tamper(
+        archive.engine,
+        "artifact",
+        "UPDATE artifact SET sha256 = :v WHERE id = :a",
+        v="ee" * 32,
+        a=art.id.hex if archive.engine.dialect.name == "sqlite" else art.id,
+    )
     failures = _failures(archive, document)
     assert any("artifact sealed: storage record" in f for f in failures), failures
     assert any("artifact sealed: stored bytes match fingerprint" in f for f in failures)

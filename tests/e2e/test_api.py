@@ -25,16 +25,21 @@ def api(runtime):
 def token(archive):
     def make(role: Role, *, company_id=None) -> dict[str, str]:
         with session_scope(archive.engine) as session:
-            plain, _ = create_token(session, name=f"t-{role.value}", role=role,
-                                    company_id=company_id)
+            plain, _ = create_token(
+                session, name=f"t-{role.value}", role=role, company_id=company_id
+            )
         return {"Authorization": f"Bearer {plain}"}
 
     return make
 
 
 def _upload(api, headers, data: bytes, **form):
-    return api.post("/api/v1/documents", headers=headers,
-                    files={"file": ("facture.pdf", data, "application/pdf")}, data=form)
+    return api.post(
+        "/api/v1/documents",
+        headers=headers,
+        files={"file": ("facture.pdf", data, "application/pdf")},
+        data=form,
+    )
 
 
 def test_health_needs_no_token_but_everything_else_does(api):
@@ -76,7 +81,10 @@ def test_company_scoped_token_cannot_see_another_company(api, token, archive):
     doc_id = _upload(api, token(Role.station), make_pdfa(seed=13)).json()["document"]["id"]
     scoped = token(Role.auditor, company_id=other.id)
     assert api.get(f"/api/v1/documents/{doc_id}", headers=scoped).status_code == 403
-    assert _upload(api, token(Role.station, company_id=other.id), make_pdfa(seed=14)).status_code == 403
+    assert (
+        _upload(api, token(Role.station, company_id=other.id), make_pdfa(seed=14)).status_code
+        == 403
+    )
 
 
 @pytest.mark.parametrize(

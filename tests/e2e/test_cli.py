@@ -25,11 +25,20 @@ def coffre(tmp_path, pki_template):
     env.pop("COFFRE_DATABASE_URL", None)
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(BIN / "coffre"), *args], capture_output=True, text=True,
-                                env=env, cwd=tmp_path, check=False, timeout=120)
+        result = subprocess.run(
+            [str(BIN / "coffre"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+            timeout=120,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"coffre {' '.join(args)} exited {result.returncode}:\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"coffre {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
         return result
 
     run.data_dir = data_dir  # type: ignore[attr-defined]
@@ -60,15 +69,38 @@ def test_deposit_show_get_verify(coffre, tmp_path):
     # Standard tools, no Coffre code: what an auditor would run.
     pki = coffre.data_dir / "dev-pki"
     ts = subprocess.run(
-        ["openssl", "ts", "-verify", "-in", str(tmp_path / "original.tsr"), "-data", str(pdf),
-         "-CAfile", str(pki / "dev-root.pem"), "-untrusted", str(pki / "dev-tsa.pem")],
-        capture_output=True, text=True, check=False,
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-in",
+            str(tmp_path / "original.tsr"),
+            "-data",
+            str(pdf),
+            "-CAfile",
+            str(pki / "dev-root.pem"),
+            "-untrusted",
+            str(pki / "dev-tsa.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert ts.returncode == 0 and "Verification: OK" in ts.stdout, ts.stdout + ts.stderr
     pdf_check = subprocess.run(
-        [str(BIN / "pyhanko"), "sign", "validate", "--trust", str(pki / "dev-root.pem"),
-         "--trust-replace", "--no-revocation-check", str(tmp_path / "sealed")],
-        capture_output=True, text=True, check=False,
+        [
+            str(BIN / "pyhanko"),
+            "sign",
+            "validate",
+            "--trust",
+            str(pki / "dev-root.pem"),
+            "--trust-replace",
+            "--no-revocation-check",
+            str(tmp_path / "sealed"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert pdf_check.returncode == 0 and "INTACT:TRUSTED" in pdf_check.stdout, (
         pdf_check.stdout + pdf_check.stderr
@@ -97,7 +129,11 @@ def test_tampered_journal_makes_verify_exit_nonzero_and_name_it(coffre, tmp_path
 
 @pytest.mark.parametrize(
     ("content", "code"),
-    [(b"", "empty_file"), (b"hello, not a pdf", "not_a_pdf"), (b"%PDF-1.7\n1 0 obj", "corrupt_pdf")],
+    [
+        (b"", "empty_file"),
+        (b"hello, not a pdf", "not_a_pdf"),
+        (b"%PDF-1.7\n1 0 obj", "corrupt_pdf"),
+    ],
 )
 def test_bad_input_exits_nonzero_with_a_message_and_is_kept(coffre, tmp_path, content, code):
     bad = tmp_path / "bad.pdf"
@@ -116,8 +152,14 @@ def test_unknown_document_is_a_clear_error(coffre):
 
 def test_production_mode_refuses_development_defaults(coffre, tmp_path):
     env = {**os.environ, "COFFRE_MODE": "production", "COFFRE_DATA_DIR": str(tmp_path / "p")}
-    result = subprocess.run([str(BIN / "coffre"), "init"], capture_output=True, text=True,
-                            env=env, check=False, timeout=60)
+    result = subprocess.run(
+        [str(BIN / "coffre"), "init"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "refusing to start in production mode" in result.stderr
     assert "seal certificate" in result.stderr and "S3_SECRET_KEY" in result.stderr

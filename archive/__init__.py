@@ -1,0 +1,35 @@
+"""Archive room: the document registry, fingerprints, seals, RFC 3161 timestamps and the
+built-in timestamp service, evidence, retention, the hash-chained journal, verification.
+
+It knows nothing of OCR, workflow or accounting. Other rooms use the names below.
+"""
+
+from archive.access import Principal, authenticate, create_token
+from archive.context import Archive, retention_until
+from archive.errors import ArchiveError, BadInput
+from archive.journal import Journal
+from archive.models import Company, Document, DocumentKind, DocumentState, Role
+from archive.service import deposit, describe, read_artifact
+from archive.verify import VerificationReport, verify_document, verify_file
+
+__all__ = [
+    "Archive",
+    "ArchiveError",
+    "BadInput",
+    "Company",
+    "Document",
+    "DocumentKind",
+    "DocumentState",
+    "Journal",
+    "Principal",
+    "Role",
+    "VerificationReport",
+    "authenticate",
+    "create_token",
+    "deposit",
+    "describe",
+    "read_artifact",
+    "retention_until",
+    "verify_document",
+    "verify_file",
+]
