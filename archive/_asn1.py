@@ -1,15 +1,37 @@
 """Private ASN.1 plumbing: definitions asn1crypto lacks or gets wrong, and a tiny DER writer.
 
-asn1crypto re-encodes nested structures that embed parsed certificates very slowly (tens
-of milliseconds for one timestamp token); the TSA therefore assembles its output from
-pieces encoded once, with ``der_tlv``. Nothing outside ``archive`` may import this.
+Two asn1crypto 1.5.1 behaviours shape this module:
+
+* re-encoding a structure that embeds parsed certificates is slow (tens of milliseconds
+  for one timestamp token), so the TSA and the sealer assemble their output from pieces
+  encoded once, with ``der_tlv``;
+* ``dump()`` takes any header whose *last byte* is 0x80 for the indefinite-length
+  marker, so a DER element of length 128, 0x180, 0x1080... is re-encoded with
+  ``force=True`` — which on a CMS of 4 KiB took 35 to 90 s (wbond/asn1crypto#249, open).
+  ``raw_der`` and ``PreEncodedContentInfo`` hand out the parsed bytes instead.
+
+Nothing outside ``archive`` may import this.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from asn1crypto import cms, core, tsp
 
-__all__ = ["CONTEXT_0", "SEQUENCE", "TimeStampResp", "der_length", "der_set_of", "der_tlv"]
+__all__ = [
+    "CONTEXT_0",
+    "SEQUENCE",
+    "PreEncodedContentInfo",
+    "TimeStampResp",
+    "der_length",
+    "der_set_of",
+    "der_tlv",
+    "raw_der",
+]
+
+SEQUENCE = 0x30
+CONTEXT_0 = 0xA0  # [0] constructed, for EXPLICIT and IMPLICIT SET/SEQUENCE alike
 
 
 class TimeStampResp(core.Sequence):
@@ -23,6 +45,35 @@ class TimeStampResp(core.Sequence):
         ("status", tsp.PKIStatusInfo),
         ("time_stamp_token", cms.ContentInfo, {"optional": True}),
     ]
+
+
+def raw_der(value: Any) -> bytes:
+    """The bytes ``value`` was parsed from (unless it was changed since), never re-encoded.
+
+    Only for values that are not implicitly/explicitly retagged by their parent: roots
+    of a ``load`` and plain children such as certificates or a TimeStampToken.
+    """
+    if value._header is not None and value._contents is not None and not _mutated(value):
+        return bytes(value._header + value._contents + value._trailer)
+    return bytes(value.dump())
+
+
+def _mutated(value: Any) -> bool:
+    check = getattr(value, "_is_mutated", None)
+    return bool(check()) if check is not None else False
+
+
+class PreEncodedContentInfo(cms.ContentInfo):
+    """A ContentInfo whose ``dump()`` returns the DER it was loaded from.
+
+    Given to pyHanko, which dumps the CMS objects it receives (signature containers,
+    timestamp tokens) and would otherwise hit the 0x80 re-encoding trap above.
+    """
+
+    def dump(self, force: bool = False) -> bytes:
+        if force:
+            return bytes(super().dump(force=True))
+        return raw_der(self)
 
 
 def der_length(length: int) -> bytes:
@@ -41,7 +92,3 @@ def der_tlv(tag: int, *contents: bytes) -> bytes:
 def der_set_of(elements: list[bytes], *, tag: int = 0x31) -> bytes:
     """DER SET OF: the encoded elements sorted (X.690 §11.6); ``tag`` for IMPLICIT use."""
     return der_tlv(tag, *sorted(elements))
-
-
-SEQUENCE = 0x30
-CONTEXT_0 = 0xA0  # [0] constructed, for EXPLICIT and IMPLICIT SET/SEQUENCE alike

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from archive._asn1 import raw_der
 from archive.errors import ArchiveError
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "load_certificates",
     "load_crl",
     "load_pkcs12",
+    "load_private_key_pem",
     "to_asn1",
 ]
 
@@ -134,7 +136,7 @@ def ensure_dev_pki(
     *,
     organisation: str = "Coffre",
     crl_url: str = DEFAULT_CRL_URL,
-    key_type: KeyType = "ec",
+    key_type: KeyType = "rsa",
 ) -> DevPki:
     """Make the development PKI in ``directory`` if it is not there yet; return its paths.
 
@@ -204,7 +206,7 @@ def cert_sha256(cert: x509.Certificate | asn1_x509.Certificate | bytes) -> str:
     if isinstance(cert, x509.Certificate):
         der = cert.public_bytes(serialization.Encoding.DER)
     elif isinstance(cert, asn1_x509.Certificate):
-        der = cert.dump()
+        der = raw_der(cert)
     else:
         der = bytes(cert)
     return hashlib.sha256(der).hexdigest()
@@ -453,18 +455,26 @@ def _private_pem(key: PrivateKey) -> bytes:
     )
 
 
-def _load_private_key_pem(data: bytes) -> PrivateKey:
-    key = serialization.load_pem_private_key(data, password=None)
+def load_private_key_pem(data: bytes, password: bytes | None = None) -> PrivateKey:
+    """An EC or RSA private key from PEM (the TSA key, say)."""
+    try:
+        key = serialization.load_pem_private_key(data, password=password)
+    except (ValueError, TypeError) as exc:
+        raise PkiError(f"cannot read the private key: {exc}") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise PkiError("only EC and RSA keys are supported")
     return key
+
+
+#: Former private name, still imported by ``coffre.runtime``.
+_load_private_key_pem = load_private_key_pem
 
 
 def _to_cryptography(cert: x509.Certificate | asn1_x509.Certificate | bytes) -> x509.Certificate:
     if isinstance(cert, x509.Certificate):
         return cert
     if isinstance(cert, asn1_x509.Certificate):
-        cert = cert.dump()
+        cert = raw_der(cert)
     return x509.load_der_x509_certificate(bytes(cert))
 
 

@@ -21,7 +21,10 @@ import contextvars
 import datetime as dt
 import hashlib
 import io
+import logging
+import re
 import secrets
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,7 @@ from pyhanko.pdf_utils import generic, misc
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.metadata.model import VENDOR
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.fields import SigSeedSubFilter
+from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.general import SigningError, as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
@@ -48,10 +51,12 @@ from pyhanko.sign.validation import (
 )
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.pdf_embedded import read_certification_data
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from archive._asn1 import CONTEXT_0, SEQUENCE, der_set_of, der_tlv
+from archive._asn1 import CONTEXT_0, SEQUENCE, PreEncodedContentInfo, der_set_of, der_tlv, raw_der
 from archive.errors import ArchiveError, CorruptPdf, EmptyFile, EncryptedPdf, NotAPdf
 from archive.pki import PrivateKey, cert_sha256, load_pkcs12, to_asn1
 from archive.timestamp import (
@@ -69,6 +74,7 @@ __all__ = [
     "EmptyFile",
     "EncryptedPdf",
     "NotAPdf",
+    "PdfLocked",
     "SealCheck",
     "SealConfigurationError",
     "SealError",
@@ -91,6 +97,8 @@ _MECHANISM_NAMES = {
     "rsassa_pkcs1v15": "sha256WithRSAEncryption",
     "rsassa_pss": "RSASSA-PSS",
 }
+#: ``pdfaid:part="2"`` (attribute form) or ``<pdfaid:part ...>2<`` (element form).
+_PDFAID_PART = re.compile(rb"pdfaid:part(?:=[\"']|[^>]*>)\s*(\d)")
 #: How long a validation context (and so its cached chain validation) is reused.
 _CONTEXT_TTL = dt.timedelta(minutes=5)
 
@@ -171,12 +179,13 @@ class SealIdentity:
         pin: str | None,
         *,
         cert_label: str | None = None,
+        chain_labels: Sequence[str] | None = None,
     ) -> SealIdentity:
         """A key in a PKCS#11 token (HSM, smart card, SoftHSM); needs ``python-pkcs11``.
 
         The session stays open for the identity's life. The certificate is read from the
-        token (label ``cert_label``, default ``key_label``) with every other certificate
-        there as its chain.
+        token (label ``cert_label``, default ``key_label``); its chain is the token's
+        certificates labelled ``chain_labels`` (default: every other certificate there).
         """
         try:
             from pkcs11 import PKCS11Error
@@ -193,11 +202,11 @@ class SealIdentity:
                 session,
                 cert_label=cert_label or key_label,
                 key_label=key_label,
-                other_certs_to_pull=None,
+                other_certs_to_pull=None if chain_labels is None else tuple(chain_labels),
             )
             signing_cert = signer.signing_cert
-            others = [c for c in signer.cert_registry if c.dump() != signing_cert.dump()]
-        except (PKCS11Error, SigningError, OSError) as exc:
+            others = [c for c in signer.cert_registry if raw_der(c) != raw_der(signing_cert)]
+        except (PKCS11Error, SigningError, OSError, ValueError) as exc:
             raise SealConfigurationError(
                 f"cannot use key {key_label!r} of PKCS#11 token {token_label!r}: {exc!r}",
                 lib=str(lib_path),
@@ -206,8 +215,8 @@ class SealIdentity:
             ) from exc
         return cls(
             signer,
-            x509.load_der_x509_certificate(signing_cert.dump()),
-            tuple(x509.load_der_x509_certificate(c.dump()) for c in others),
+            x509.load_der_x509_certificate(raw_der(signing_cert)),
+            tuple(x509.load_der_x509_certificate(raw_der(c)) for c in others),
             f"pkcs11:{token_label}/{key_label}",
         )
 
@@ -300,7 +309,9 @@ class _SealSigner(Signer):
         self._signing_cert_attr = simple_cms_attribute(
             "signing_certificate_v2", as_signing_certificate_v2(cert, _DIGEST)
         ).dump()
-        self._certificates = der_set_of([cert.dump(), *(c.dump() for c in chain)], tag=CONTEXT_0)
+        self._certificates = der_set_of(
+            [raw_der(cert), *(raw_der(c) for c in chain)], tag=CONTEXT_0
+        )
         self._crls = der_set_of(list(crls), tag=_UNSIGNED_ATTRS) if crls else b""
         self._encap_data = der_tlv(SEQUENCE, core.ObjectIdentifier("1.2.840.113549.1.7.1").dump())
         self._oid_signed_data = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
@@ -336,7 +347,7 @@ class _SealSigner(Signer):
             embed_crls=False,
             dry_run=dry_run,
         )
-        return cms.ContentInfo.load(der)
+        return PreEncodedContentInfo.load(der)
 
     async def container(
         self,
@@ -364,7 +375,7 @@ class _SealSigner(Signer):
         else:
             token = await timestamper.async_timestamp(hashlib.sha256(signature).digest(), _DIGEST)
             _last_signature_timestamp.set(TimestampToken.from_token(token))
-        token_attr = der_tlv(SEQUENCE, self._oid_signature_tst, der_set_of([token.dump()]))
+        token_attr = der_tlv(SEQUENCE, self._oid_signature_tst, der_set_of([raw_der(token)]))
         signer_info = der_tlv(
             SEQUENCE,
             core.Integer(1).dump(),
@@ -430,15 +441,21 @@ class Sealer:
                 f"{level} embeds validation data and needs the trust roots of the seal chain"
             )
         self._signer = _SealSigner(identity, self._crls)
+        if level != "B-T":
+            _install_filter_once()
         self.cert_sha256 = identity.cert_sha256
         self.signature_algorithm = self._signer.mechanism_name
-        self._context: tuple[dt.datetime, ValidationContext] | None = None
+        # Per thread: use cases run in worker threads, and certvalidator's caches are
+        # plain dicts that were never meant to be shared between threads.
+        self._contexts = threading.local()
 
     async def seal_pdf(self, pdf: bytes) -> SealedPdf:
         """PAdES seal at ``self.level`` as an incremental update of ``pdf``."""
         writer = _open_pdf_for_update(pdf)
         field_name = _free_field_name(writer)
-        _align_producer_with_xmp(writer)
+        if _declared_pdfa_part(writer) in (1, 2, 3):
+            _align_producer_with_xmp(writer)
+            _cap_version_at_pdf_1_7(writer)
         long_term = self.level != "B-T"
         metadata = PdfSignatureMetadata(
             field_name=field_name,
@@ -512,7 +529,9 @@ class Sealer:
         context's time is fixed at creation, hence the short life.
         """
         now = dt.datetime.now(dt.UTC)
-        cached = self._context
+        cached: tuple[dt.datetime, ValidationContext] | None = getattr(
+            self._contexts, "current", None
+        )
         if cached is not None and now - cached[0] < _CONTEXT_TTL:
             return cached[1]
         context = ValidationContext(
@@ -521,20 +540,23 @@ class Sealer:
             allow_fetching=False,
             revocation_mode="hard-fail",
         )
-        self._context = (now, context)
+        self._contexts.current = (now, context)
         return context
 
 
+def _install_filter_once() -> None:
+    logger = logging.getLogger("pyhanko.sign.signers.pdf_signer")
+    if not any(isinstance(f, _OfflineEmbeddingNotice) for f in logger.filters):
+        logger.addFilter(_OfflineEmbeddingNotice())
+
+
 def _signing_error(exc: SigningError) -> SealError:
-    text = str(exc)
-    cause = exc.__cause__
-    if "could not be validated" in text:
+    if isinstance(exc.__cause__, PathBuildingError | PathValidationError):
         return SealConfigurationError(
-            f"the seal certificate does not validate against the trust roots and CRLs: {cause}"
+            "the seal certificate does not validate against the trust roots and CRLs "
+            f"(no network is used): {exc.__cause__}"
         )
-    if "DocMDP" in text or "certif" in text.lower():
-        return PdfLocked(f"the PDF does not allow a further signature: {text}")
-    return SealError(f"sealing failed: {text}")
+    return SealError(f"sealing failed: {exc}")
 
 
 def _open_pdf_for_update(pdf: bytes) -> IncrementalPdfFileWriter:
@@ -548,6 +570,12 @@ def _open_pdf_for_update(pdf: bytes) -> IncrementalPdfFileWriter:
         raise CorruptPdf(f"the PDF cannot be read: {exc}") from exc
     if writer.prev.encrypted:
         raise EncryptedPdf("the PDF is encrypted; it cannot be sealed as it is")
+    try:
+        certification = read_certification_data(writer.prev)
+    except (misc.PdfError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptPdf(f"the PDF's certification data cannot be read: {exc}") from exc
+    if certification is not None and certification.permission == MDPPerm.NO_CHANGES:
+        raise PdfLocked('the PDF is certified with "no changes allowed"; it cannot be sealed')
     return writer
 
 
@@ -563,6 +591,42 @@ def _free_field_name(writer: IncrementalPdfFileWriter) -> str:
     return name
 
 
+def _declared_pdfa_part(writer: IncrementalPdfFileWriter) -> int | None:
+    """The PDF/A part the XMP metadata declares (``pdfaid:part``), or None."""
+    try:
+        xmp = writer.root["/Metadata"].get_object().data
+    except (KeyError, AttributeError, TypeError, misc.PdfError):
+        return None
+    match = _PDFAID_PART.search(xmp)
+    return int(match.group(1)) if match else None
+
+
+def _cap_version_at_pdf_1_7(writer: IncrementalPdfFileWriter) -> None:
+    """Keep a PDF/A-1/2/3 file a PDF 1.x file.
+
+    pyHanko raises the version to 2.0 for ECDSA signatures (ISO 32002), and PDF/A-2
+    allows only ``%PDF-1.0`` to ``1.7``. The extension itself is still declared in
+    ``/Extensions``; ECDSA in PDF 1.7 is what readers have accepted since Acrobat 9.
+    """
+    raise_version = writer.ensure_output_version
+
+    def capped(version: tuple[int, int]) -> None:
+        raise_version(version=min(version, (1, 7)))
+
+    writer.ensure_output_version = capped  # type: ignore[method-assign]
+
+
+class _OfflineEmbeddingNotice(logging.Filter):
+    """Drop pyHanko's per-seal warning that fetching is off while embedding revocation data.
+
+    Sealing offline with CRLs passed in is the design here, so the warning would only
+    repeat itself once per document.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "fetching is not allowed" not in record.getMessage()
+
+
 def _align_producer_with_xmp(writer: IncrementalPdfFileWriter) -> None:
     """PDF/A wants Info /Producer == XMP pdf:Producer; pyHanko writes different ones.
 
@@ -571,12 +635,12 @@ def _align_producer_with_xmp(writer: IncrementalPdfFileWriter) -> None:
     string beforehand makes both agree (the previous producer stays in the previous
     revision, untouched).
     """
-    if "/Metadata" not in writer.root:
-        return
     info_ref = writer.trailer_view.get_value_as_reference("/Info", optional=True)
     if info_ref is None:
         return
     info = info_ref.get_object()
+    if not isinstance(info, generic.DictionaryObject):
+        return
     if info.get("/Producer") != VENDOR:
         info["/Producer"] = generic.TextStringObject(VENDOR)
         writer.mark_update(info_ref)
@@ -636,7 +700,7 @@ async def _validate_pdf_seal(
     if not signatures:
         return failed("the PDF carries no seal (no signature field is signed)")
     seal = signatures[-1]
-    dss_crls = [c.dump() for c in dss.crls] if dss is not None else []
+    dss_crls = [c.get_object().data for c in dss.crls] if dss is not None else []
     context = _offline_context(trust_roots, [*crls, *dss_crls])
 
     problems: list[str] = []
@@ -697,7 +761,7 @@ async def _validate_detached_seal(
         if info["content_type"].native != "signed_data":
             return failed("the signature file is not a CMS SignedData")
         signed_data = info["content"]
-        embedded = [c.chosen.dump() for c in signed_data["crls"] or () if c.name == "crl"]
+        embedded = [raw_der(c.chosen) for c in signed_data["crls"] or () if c.name == "crl"]
         signer_cert = _signer_certificate(signed_data)
     except (ValueError, TypeError, KeyError) as exc:
         return failed(f"the signature file cannot be read: {exc}")
@@ -751,7 +815,7 @@ def _signer_certificate(signed_data: cms.SignedData) -> asn1_x509.Certificate | 
         if (
             isinstance(cert, asn1_x509.Certificate)
             and cert.serial_number == sid["serial_number"].native
-            and cert.issuer.dump() == sid["issuer"].dump()
+            and raw_der(cert.issuer) == raw_der(sid["issuer"])
         ):
             return cert
     return None

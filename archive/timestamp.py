@@ -33,7 +33,7 @@ from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko.sign.validation.status import TimestampSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
-from archive._asn1 import TimeStampResp
+from archive._asn1 import SEQUENCE, PreEncodedContentInfo, TimeStampResp, der_tlv, raw_der
 from archive.errors import ArchiveError
 from archive.pki import cert_sha256, to_asn1
 from archive.tsa import TimestampAuthority
@@ -94,10 +94,8 @@ class TimestampToken:
     @classmethod
     def from_token(cls, token: cms.ContentInfo) -> TimestampToken:
         """Wrap a bare token (as embedded in a signature) in a granted TimeStampResp."""
-        response = TimeStampResp(
-            {"status": tsp.PKIStatusInfo({"status": "granted"}), "time_stamp_token": token}
-        )
-        return cls._from_token(response.dump(), token)
+        granted = tsp.PKIStatusInfo({"status": "granted"}).dump()
+        return cls._from_token(der_tlv(SEQUENCE, granted, raw_der(token)), token)
 
     @classmethod
     def _from_token(cls, response_der: bytes, token: cms.ContentInfo) -> TimestampToken:
@@ -109,7 +107,7 @@ class TimestampToken:
             imprint = tst_info["message_imprint"]
             return cls(
                 response_der=response_der,
-                token_der=token.dump(),
+                token_der=raw_der(token),
                 serial=int(tst_info["serial_number"].native),
                 gen_time=tst_info["gen_time"].native.astimezone(dt.UTC),
                 hash_algorithm=imprint["hash_algorithm"]["algorithm"].native,
@@ -132,7 +130,43 @@ class TimestampCheck:
     problems: tuple[str, ...]
 
 
-class _LocalTimeStamper(TimeStamper):
+async def _request(
+    stamper: TimeStamper, digest: bytes, algorithm: str
+) -> tuple[bytes, cms.ContentInfo]:
+    """Ask ``stamper``'s TSA; return the DER TimeStampResp and its (checked) token.
+
+    Raises :class:`TimestampError` for a refusal, a bad nonce or a malformed answer and
+    :class:`TimestampUnavailable` when the TSA cannot be reached.
+    """
+    nonce, request = stamper.request_cms(digest, algorithm)
+    where = getattr(stamper, "url", "embedded TSA")
+    try:
+        raw = await stamper.async_request_tsa_response(request)
+        # asn1crypto's TimeStampResp cannot parse a rejection (its token is not OPTIONAL
+        # there): re-read the same bytes with the RFC's definition.
+        response_der = raw_der(raw)
+        token = _token_from_response(response_der)
+        handle_tsp_response(tsp.TimeStampResp.load(response_der), nonce)  # checks the nonce
+    except TimestampRequestError as exc:
+        if isinstance(exc.__cause__, OSError | TimeoutError):
+            raise TimestampUnavailable(f"{where} unreachable: {exc}", tsa=where) from exc
+        raise TimestampError(f"{where} did not grant a token: {exc}", tsa=where) from exc
+    except TimeoutError as exc:
+        raise TimestampUnavailable(f"{where} did not answer in time", tsa=where) from exc
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise TimestampError(f"{where} sent a malformed response: {exc}", tsa=where) from exc
+    return response_der, token
+
+
+class _PreEncodedTokens(TimeStamper):
+    """Hands pyHanko tokens that dump as the bytes received (see ``archive._asn1``)."""
+
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> cms.ContentInfo:
+        _, token = await _request(self, message_digest, md_algorithm)
+        return PreEncodedContentInfo.load(raw_der(token))
+
+
+class _LocalTimeStamper(_PreEncodedTokens):
     """pyHanko TimeStamper over an in-process TSA: same DER in and out as over HTTP."""
 
     def __init__(self, tsa: TimestampAuthority) -> None:
@@ -141,6 +175,10 @@ class _LocalTimeStamper(TimeStamper):
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         return tsp.TimeStampResp.load(self._tsa.respond(req.dump()))
+
+
+class _HttpTimeStamper(_PreEncodedTokens, HTTPTimeStamper):
+    """pyHanko's aiohttp client, with pre-encoded tokens."""
 
 
 class Timestamper:
@@ -155,7 +193,7 @@ class Timestamper:
         cls, url: str, *, timeout: float = 10, auth: tuple[str, str] | None = None
     ) -> Timestamper:
         """A remote TSA (``application/timestamp-query`` POSTed to ``url``)."""
-        return cls(HTTPTimeStamper(url, timeout=timeout, auth=auth), description=url)
+        return cls(_HttpTimeStamper(url, timeout=timeout, auth=auth), description=url)
 
     @classmethod
     def local(cls, tsa: TimestampAuthority) -> Timestamper:
@@ -169,29 +207,7 @@ class Timestamper:
                 f"a {algorithm} digest must be {_DIGEST_SIZES.get(algorithm, '?')} bytes",
                 algorithm=algorithm,
             )
-        stamper = self.pyhanko_stamper
-        nonce, request = stamper.request_cms(digest, algorithm)
-        try:
-            raw = await stamper.async_request_tsa_response(request)
-            # asn1crypto's TimeStampResp cannot parse a rejection (its token is not
-            # OPTIONAL there): re-read the same bytes with the RFC's definition.
-            response_der = raw.dump()
-            content = _token_from_response(response_der)
-            # Checks that the nonce came back.
-            handle_tsp_response(tsp.TimeStampResp.load(response_der), nonce)
-        except TimestampRequestError as exc:
-            cause = exc.__cause__
-            if cause is not None and isinstance(cause, OSError | asyncio.TimeoutError):
-                raise TimestampUnavailable(
-                    f"{self.description} unreachable: {exc}", tsa=self.description
-                ) from exc
-            raise TimestampError(
-                f"{self.description} refused the request: {exc}", tsa=self.description
-            ) from exc
-        except (OSError, ValueError) as exc:
-            raise TimestampError(
-                f"{self.description} sent a malformed response: {exc}", tsa=self.description
-            ) from exc
+        response_der, content = await _request(self.pyhanko_stamper, digest, algorithm)
         token = TimestampToken._from_token(response_der, content)
         if token.message_imprint != digest or token.hash_algorithm != algorithm:
             raise TimestampError(
@@ -346,7 +362,7 @@ def _tsa_cert_sha256(signed_data: cms.SignedData) -> str:
             isinstance(sid, cms.IssuerAndSerialNumber)
             # Byte comparison: asn1crypto's Name equality runs LDAP stringprep (slow).
             and cert.serial_number == sid["serial_number"].native
-            and cert.issuer.dump() == sid["issuer"].dump()
+            and raw_der(cert.issuer) == raw_der(sid["issuer"])
         ):
             return cert_sha256(cert)
     attr = find_unique_cms_attribute(signer_info["signed_attrs"], "signing_certificate_v2")

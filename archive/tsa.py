@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import secrets
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
@@ -27,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from fastapi import APIRouter, Request, Response
 from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 
-from archive._asn1 import CONTEXT_0, SEQUENCE, TimeStampResp, der_set_of, der_tlv
+from archive._asn1 import CONTEXT_0, SEQUENCE, TimeStampResp, der_set_of, der_tlv, raw_der
 from archive.errors import ArchiveError
 from archive.pki import COFFRE_OID_ARC, PrivateKey, cert_sha256, to_asn1
 
@@ -101,7 +100,10 @@ class TimestampAuthority:
         # Everything that does not change between tokens is encoded once (asn1crypto is
         # slow to re-encode structures that embed certificates; see archive._asn1).
         self._cert_sha256 = cert_sha256(self._cert)
-        self._tsa_name = asn1_x509.GeneralName(name="directory_name", value=self._cert.subject)
+        # tsa [0] EXPLICIT GeneralName, chosen as directoryName [4] EXPLICIT Name.
+        self._tsa_name = der_tlv(CONTEXT_0, der_tlv(0xA4, raw_der(self._cert.subject)))
+        self._policy_der = core.ObjectIdentifier(policy_oid).dump()
+        self._accuracy_der = self._accuracy.dump()
         self._signing_cert_attr = simple_cms_attribute(
             "signing_certificate_v2", as_signing_certificate_v2(self._cert, "sha256")
         ).dump()
@@ -115,7 +117,7 @@ class TimestampAuthority:
         # certificates [0] IMPLICIT CertificateSet: the TSA certificate first (RFC 3161
         # requires it when certReq is set), then the chain; DER sorts the SET anyway.
         self._certificates = der_set_of(
-            [self._cert.dump(), *(c.dump() for c in self._chain)], tag=CONTEXT_0
+            [raw_der(self._cert), *(raw_der(c) for c in self._chain)], tag=CONTEXT_0
         )
         self._granted = tsp.PKIStatusInfo({"status": "granted"}).dump()
         self._oid_signed_data = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
@@ -169,20 +171,20 @@ class TimestampAuthority:
         """DER TimeStampToken: ContentInfo(SignedData(TSTInfo)) per RFC 3161/5816, CMS v3."""
         now = self._clock().astimezone(dt.UTC)
         gen_time = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        tst_fields: dict[str, Any] = {
-            "version": "v1",
-            "policy": self._policy,
-            "message_imprint": tsp.MessageImprint.load(request["message_imprint"].dump()),
+        fields = [
+            core.Integer(1).dump(),
+            self._policy_der,
+            raw_der(request["message_imprint"]),
             # 128 random bits, top bit set: unique without any shared counter.
-            "serial_number": secrets.randbits(127) | (1 << 127),
-            "gen_time": gen_time,
-            "accuracy": self._accuracy,
-            "tsa": self._tsa_name,
-        }
+            core.Integer(secrets.randbits(127) | (1 << 127)).dump(),
+            core.GeneralizedTime(gen_time).dump(),
+            self._accuracy_der,
+        ]
         nonce = request["nonce"].native
         if nonce is not None:
-            tst_fields["nonce"] = nonce
-        tst_info = tsp.TSTInfo(tst_fields).dump()
+            fields.append(core.Integer(nonce).dump())
+        fields.append(self._tsa_name)
+        tst_info = der_tlv(SEQUENCE, *fields)
 
         attributes = [
             self._content_type_attr,

@@ -114,7 +114,7 @@ def build_runtime(settings: Settings, *, migrate_db: bool = True) -> Runtime:
         from archive.pki import _load_private_key_pem
 
         cert = load_certificates(settings.timestamp.tsa_cert)[0]
-        key = _load_private_key_pem(settings.timestamp.tsa_key.read_bytes())
+        key = load_private_key_pem(settings.timestamp.tsa_key.read_bytes())
         chain = [c for p in settings.timestamp.tsa_chain for c in load_certificates(p)]
         tsa = TimestampAuthority(cert, key, chain)
     elif dev is not None:

@@ -11,7 +11,7 @@ want_test=0
 
 # System packages, by purpose. Later rooms (OCR, browser tests) add theirs here.
 SYSTEM_PACKAGES=(openssl ca-certificates python3 python3-venv python3-pip)
-TEST_SYSTEM_PACKAGES=()
+TEST_SYSTEM_PACKAGES=(softhsm2)
 
 wanted=("${SYSTEM_PACKAGES[@]}")
 [ $want_test -eq 1 ] && wanted+=("${TEST_SYSTEM_PACKAGES[@]}")

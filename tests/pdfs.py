@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import img2pdf
 import pikepdf
+from pikepdf.models.metadata import decode_pdf_date
 from PIL import Image, ImageCms, ImageDraw
 
 # A fixed date keeps the output byte-stable for a given (text, seed).
@@ -125,3 +126,29 @@ def pdfa_violations(pdf_bytes: bytes, flavour: str = "2b") -> list[str] | None:
         return None
     report = pdfa.validate_written(io.BytesIO(pdf_bytes), flavour)
     return [str(finding) for finding in report.findings]
+
+
+def info_xmp_mismatches(pdf_bytes: bytes) -> list[str]:
+    """Info entries that disagree with their XMP twins (PDF/A-2 §6.6.2.3.1, veraPDF 6.6.2.3.1).
+
+    pikepdf's validator does not check this; signing tools are known to break it (pyHanko
+    appends itself to Info /Producer but writes only itself to XMP pdf:Producer).
+    """
+    pairs = {"/Producer": "pdf:Producer", "/Creator": "xmp:CreatorTool", "/Title": "dc:title"}
+    dates = {"/CreationDate": "xmp:CreateDate", "/ModDate": "xmp:ModifyDate"}
+    problems = []
+    with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf:
+        meta = pdf.open_metadata()
+        info = pdf.docinfo
+        for key, xmp_key in pairs.items():
+            if key in info and str(info[key]) != str(meta.get(xmp_key, "")):
+                problems.append(f"{key} {str(info[key])!r} != {xmp_key} {meta.get(xmp_key)!r}")
+        for key, xmp_key in dates.items():
+            if key not in info:
+                continue
+            info_date = decode_pdf_date(str(info[key])).astimezone(UTC)
+            xmp_value = meta.get(xmp_key)
+            xmp_date = datetime.fromisoformat(str(xmp_value)).astimezone(UTC) if xmp_value else None
+            if xmp_date is None or abs((info_date - xmp_date).total_seconds()) >= 1:
+                problems.append(f"{key} {info_date} != {xmp_key} {xmp_value}")
+    return problems

@@ -1,0 +1,1 @@
+"""Tests of e-invoice detection, parsing, safe XML and the Factur-X PDF side."""
