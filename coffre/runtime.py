@@ -19,6 +19,7 @@ from archive.pki import (
     ensure_dev_pki,
     is_development_certificate,
     load_certificates,
+    load_private_key_pem,
 )
 from archive.seal import Sealer, SealIdentity
 from archive.service import ensure_default_company
@@ -111,8 +112,6 @@ def build_runtime(settings: Settings, *, migrate_db: bool = True) -> Runtime:
 
     tsa: TimestampAuthority | None = None
     if settings.timestamp.tsa_cert is not None and settings.timestamp.tsa_key is not None:
-        from archive.pki import _load_private_key_pem
-
         cert = load_certificates(settings.timestamp.tsa_cert)[0]
         key = load_private_key_pem(settings.timestamp.tsa_key.read_bytes())
         chain = [c for p in settings.timestamp.tsa_chain for c in load_certificates(p)]
