@@ -30,6 +30,7 @@ from archive.models import (
     DocumentKind,
     DocumentState,
     Evidence,
+    JournalEvent,
     Quarantine,
 )
 from archive.pdf_input import PDF_MEDIA_TYPE, check_pdf
@@ -500,3 +501,29 @@ def read_artifact(
             },
         )
     return artifact, data
+
+
+# -- configuration --------------------------------------------------------------------------
+def record_configuration(archive: Archive, session: Session, config: dict[str, Any]) -> bool:
+    """Journal the running configuration when it differs from the last one recorded.
+
+    ``config`` must hold no secret. Returns True when a change was journaled.
+    """
+    from archive.canonical import canonical_digest, to_jsonable
+
+    current = to_jsonable(config)
+    last = session.exec(
+        select(JournalEvent)
+        .where(JournalEvent.action == "configuration.changed")
+        .order_by(col(JournalEvent.seq).desc())
+    ).first()
+    if last is not None and canonical_digest(last.payload) == canonical_digest(current):
+        return False
+    archive.journal.append(
+        session,
+        actor="system",
+        action="configuration.changed",
+        subject="configuration",
+        payload=current,
+    )
+    return True

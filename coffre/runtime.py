@@ -16,13 +16,14 @@ from archive.journal import Journal
 from archive.models import Company
 from archive.pki import (
     DevPki,
+    cert_sha256,
     ensure_dev_pki,
     is_development_certificate,
     load_certificates,
     load_private_key_pem,
 )
 from archive.seal import Sealer, SealIdentity
-from archive.service import ensure_default_company
+from archive.service import ensure_default_company, record_configuration
 from archive.timestamp import Timestamper
 from archive.tsa import TimestampAuthority
 from coffre.settings import Settings, production_problems
@@ -167,4 +168,19 @@ def build_runtime(settings: Settings, *, migrate_db: bool = True) -> Runtime:
             name=settings.archive.default_company_name,
             siren=settings.archive.default_company_siren,
         )
+        record_configuration(archive, session, _journaled_configuration(settings, archive, tsa))
     return Runtime(settings=settings, archive=archive, tsa=tsa, dev_pki=dev)
+
+
+def _journaled_configuration(
+    settings: Settings, archive: Archive, tsa: TimestampAuthority | None
+) -> dict[str, Any]:
+    """What the journal records of the configuration: settings (secrets masked by pydantic)
+    and the fingerprints of the certificates in force."""
+    return {
+        "settings": settings.model_dump(mode="json", exclude={"database_url"}),
+        "database": settings.db_url.split("@")[-1],
+        "seal_cert_sha256": archive.sealer.identity.cert_sha256,
+        "tsa": settings.timestamp.url or (tsa.cert_sha256 if tsa else None),
+        "trust_roots": sorted(cert_sha256(root) for root in archive.trust_roots),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from itertools import pairwise
 
 import pytest
 from sqlalchemy.exc import DBAPIError
@@ -27,30 +28,42 @@ def _append(archive, n: int, *, actor: str = "test:clerk") -> None:
             )
 
 
+def _head_seq(archive) -> int:
+    """Where the chain stands: starting Coffre already journals its configuration."""
+    with session_scope(archive.engine) as session:
+        head = Journal.head(session)
+    return head.seq if head else 0
+
+
 def _check(archive):
     with session_scope(archive.engine) as session:
         return verify_journal(archive, session)
 
 
 def test_chain_links_every_event_to_the_previous_one(archive):
+    with session_scope(archive.engine) as session:
+        (first,) = archive.journal.events_for(session, "configuration")
+    assert first.seq == 1 and first.prev_hash == GENESIS_HASH
     _append(archive, 5)
     with session_scope(archive.engine) as session:
-        events = archive.journal.events_for(session, "thing:0") + archive.journal.events_for(
-            session, "thing:4"
-        )
+        events = [archive.journal.events_for(session, f"thing:{i}")[0] for i in range(5)]
         head = Journal.head(session)
-    assert events[0].prev_hash == GENESIS_HASH and events[0].seq == 1
-    assert head is not None and head.seq == 5 and head.hash_alg == "sha256"
+    assert [e.seq for e in events] == [2, 3, 4, 5, 6]
+    assert events[0].prev_hash == first.hash
+    assert all(b.prev_hash == a.hash for a, b in pairwise(events))
+    assert head is not None and head.seq == 6 and head.hash_alg == "sha256"
     check = _check(archive)
     assert check.ok, check.problems
-    assert check.events_checked == 5
+    assert check.events_checked == 6
 
 
 def test_anchor_every_n_events_and_chained_anchors(archive):
     archive.journal.anchor_every = 3
+    base = _head_seq(archive)
     _append(archive, 3)
     first = anchor_if_due(archive)
-    assert first is not None and first.head_seq == 3 and first.prev_anchor_hash == GENESIS_HASH
+    assert first is not None and first.head_seq == base + 3
+    assert first.prev_anchor_hash == GENESIS_HASH
     assert anchor_if_due(archive) is None  # nothing new
     _append(archive, 1)
     assert anchor_if_due(archive) is None  # not due yet: 1 < 3 and the last is fresh
@@ -136,6 +149,7 @@ def test_anchor_token_over_another_digest_is_refused(archive):
 
 
 def test_concurrent_writers_keep_one_chain(archive):
+    base = _head_seq(archive)
     errors: list[BaseException] = []
 
     def writer(name: str) -> None:
@@ -153,4 +167,25 @@ def test_concurrent_writers_keep_one_chain(archive):
     assert not errors
     check = _check(archive)
     assert check.ok, check.problems
-    assert check.events_checked == 60
+    assert check.events_checked == base + 60
+
+
+def test_configuration_changes_are_journaled_once(runtime):
+    from archive.models import JournalEvent
+    from coffre.runtime import build_runtime
+
+    def changes() -> list[dict]:
+        with session_scope(runtime.archive.engine) as session:
+            query = JournalEvent.__table__.select().where(  # type: ignore[attr-defined]
+                JournalEvent.action == "configuration.changed"
+            )
+            return [row.payload for row in session.exec(query).all()]
+
+    assert len(changes()) == 1  # the first start
+    build_runtime(runtime.settings).archive.engine.dispose()  # same settings: nothing new
+    assert len(changes()) == 1
+    journal = runtime.settings.journal.model_copy(update={"anchor_every": 7})
+    build_runtime(runtime.settings.model_copy(update={"journal": journal})).archive.engine.dispose()
+    payloads = changes()
+    assert len(payloads) == 2 and payloads[1]["settings"]["journal"]["anchor_every"] == 7
+    assert runtime.settings.storage.s3_secret_key.get_secret_value() not in str(payloads)

@@ -7,7 +7,6 @@ import io
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -376,28 +375,6 @@ def test_openssl_verifies_the_detached_seal(
     )
     assert result.returncode == 0, result.stderr
     assert "Verification successful" in result.stderr
-
-
-# --- speed ----------------------------------------------------------------------------------
-
-
-def test_sealing_is_fast_enough_for_20_documents_per_second_on_2_cores(
-    make_sealer: Callable[[SealLevel], Sealer], timestamper: Timestamper
-) -> None:
-    """Budget per document on one core: 100 ms for everything; sealing must be a fraction."""
-    pdfs = [make_pdfa(seed=100 + i) for i in range(10)]
-    sealer = make_sealer("B-LT")
-
-    async def deposit_crypto() -> None:
-        for pdf in pdfs:
-            await sealer.seal_pdf(pdf)
-            await sealer.seal_detached(pdf)
-            await timestamper.stamp(b"\x00" * 32)
-
-    started = time.perf_counter()
-    asyncio.run(deposit_crypto())
-    per_document = (time.perf_counter() - started) / len(pdfs)
-    assert per_document < 0.05, f"{per_document * 1000:.1f} ms per document"
 
 
 # --- PKCS#11 (SoftHSM) ---------------------------------------------------------------------
