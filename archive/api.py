@@ -27,14 +27,14 @@ def make_router(archive: Archive) -> APIRouter:
         token = None
         if authorization and authorization.lower().startswith("bearer "):
             token = authorization[7:].strip()
-        with session_scope(archive.engine) as session:
+        with session_scope(archive.engine, read_only=True) as session:
             return authenticate(session, token)
 
     Caller = Annotated[Principal, Depends(current_principal)]
 
     def _readable(caller: Principal, document_id: str) -> uuid.UUID:
         caller.require(*READERS)
-        with session_scope(archive.engine) as session:
+        with session_scope(archive.engine, read_only=True) as session:
             document = get_document(session, document_id)
         caller.require_company(document.company_id)
         return document.id
@@ -55,7 +55,7 @@ def make_router(archive: Archive) -> APIRouter:
                 limit=archive.max_upload_bytes,
             )
         if caller.company_id is not None:
-            with session_scope(archive.engine) as session:
+            with session_scope(archive.engine, read_only=True) as session:
                 caller.require_company(resolve_company(session, company).id)
         outcome = deposit(
             archive,
@@ -75,7 +75,7 @@ def make_router(archive: Archive) -> APIRouter:
     @router.get("/documents/{document_id}")
     def get_document_view(caller: Caller, document_id: str) -> dict[str, Any]:
         key = _readable(caller, document_id)
-        with session_scope(archive.engine) as session:
+        with session_scope(archive.engine, read_only=True) as session:
             body = describe(session, key)
             archive.journal.append(
                 session,

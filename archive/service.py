@@ -123,10 +123,11 @@ def deposit(
     """
     kind = DocumentKind(kind).value
     sha256 = hashlib.sha256(data).hexdigest()
-    with session_scope(archive.engine) as session:
+    with session_scope(archive.engine, read_only=True) as session:
         company = resolve_company(session, company_ref)
         existing = _find(session, company.id, sha256)
-        if existing is not None:
+    if existing is not None:
+        with session_scope(archive.engine) as session:
             archive.journal.append(
                 session,
                 actor=actor,
@@ -245,7 +246,6 @@ def _record(
         deposited_by=actor,
     )
     session.add(document)
-    session.flush()
     subject = f"document:{document.id}"
     journal.append(
         session,
@@ -280,9 +280,7 @@ def _record(
         if role != "content":
             artifact.of_artifact_id = artifacts["original"].id
         session.add(artifact)
-        session.flush()
         artifacts[name] = artifact
-    session.flush()
 
     tst = prepared.original_tst
     original_facts = dict(prepared.detached_info)
@@ -367,6 +365,10 @@ def artifact_store_facts(artifact: Artifact) -> dict[str, Any]:
 
 def anchor_if_due(archive: Archive, *, force: bool = False) -> Any:
     """Put the journal head under a timestamp when N events or a day have passed."""
+    if not force:
+        with session_scope(archive.engine, read_only=True) as session:
+            if not archive.journal.anchor_due(session):
+                return None
     with session_scope(archive.engine) as session:
         if not force and not archive.journal.anchor_due(session):
             return None
@@ -516,6 +518,7 @@ def record_configuration(archive: Archive, session: Session, config: dict[str, A
         select(JournalEvent)
         .where(JournalEvent.action == "configuration.changed")
         .order_by(col(JournalEvent.seq).desc())
+        .limit(1)
     ).first()
     if last is not None and canonical_digest(last.payload) == canonical_digest(current):
         return False

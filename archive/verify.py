@@ -109,7 +109,7 @@ def verify_document(
     archive: Archive, document_id: uuid.UUID | str, *, actor: str, record: bool = True
 ) -> VerificationReport:
     checks = _Checks()
-    with session_scope(archive.engine) as session:
+    with session_scope(archive.engine, read_only=True) as session:
         document = get_document(session, document_id)
         subject = f"document:{document.id}"
         events = archive.journal.events_for(session, subject)
@@ -286,7 +286,7 @@ def verify_file(archive: Archive, path: Path, *, actor: str) -> list[Verificatio
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     sha256 = digest.hexdigest()
-    with session_scope(archive.engine) as session:
+    with session_scope(archive.engine, read_only=True) as session:
         rows = session.exec(select(Artifact).where(Artifact.sha256 == sha256)).all()
         document_ids = sorted({row.document_id for row in rows}, key=str)
     if not document_ids:
@@ -303,6 +303,6 @@ def verify_file(archive: Archive, path: Path, *, actor: str) -> list[Verificatio
 
 def verify_journal_report(archive: Archive) -> VerificationReport:
     checks = _Checks()
-    with session_scope(archive.engine) as session:
+    with session_scope(archive.engine, read_only=True) as session:
         _journal_checks(checks, verify_journal(archive, session))
     return VerificationReport(subject="journal", checks=tuple(checks.items))

@@ -6,6 +6,7 @@ nothing of the tables' meaning. The use cases own their transactions: nothing he
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,6 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -31,7 +31,6 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             url,
             echo=echo,
             connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=NullPool,
         )
         _serialise_sqlite_writers(engine)
         return engine
@@ -58,17 +57,54 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(_READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+_READ_ONLY = "coffre_read_only"
+
+
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: committed when the block ends normally, rolled back otherwise."""
-    with Session(engine, expire_on_commit=False) as session:
+def _sqlite_writer_lock(engine: Engine) -> Iterator[None]:
+    """Queue SQLite writers of every process on a file lock.
+
+    SQLite's own busy handler polls with growing sleeps (up to 100 ms), so two processes
+    contending for the write lock waste most of their time asleep; ``flock`` wakes the next
+    writer as soon as the previous one is done.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.writer.lock", "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+    """One unit of work: committed when the block ends normally, rolled back otherwise.
+
+    ``read_only`` scopes take no write lock (SQLite: a deferred transaction), so readers
+    never queue behind writers; a write inside one is a bug.
+    """
+    if read_only:
+        with Session(
+            engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        ) as session:
+            # Closing ends the transaction without expiring what was loaded.
+            yield session
+        return
+    with _sqlite_writer_lock(engine), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
