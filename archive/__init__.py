@@ -6,10 +6,11 @@ It knows nothing of OCR, workflow or accounting. Other rooms use the names below
 
 from archive.access import Principal, authenticate, create_token
 from archive.context import Archive, retention_until
+from archive.deposit import DepositOutcome, Derived, Flag, Submission, deposit, receive
 from archive.errors import ArchiveError, BadInput
 from archive.journal import Journal
 from archive.models import Company, Document, DocumentKind, DocumentState, Role
-from archive.service import deposit, describe, read_artifact
+from archive.service import describe, read_artifact
 from archive.verify import VerificationReport, verify_document, verify_file
 
 __all__ = [
@@ -17,18 +18,23 @@ __all__ = [
     "ArchiveError",
     "BadInput",
     "Company",
+    "DepositOutcome",
+    "Derived",
     "Document",
     "DocumentKind",
     "DocumentState",
+    "Flag",
     "Journal",
     "Principal",
     "Role",
+    "Submission",
     "VerificationReport",
     "authenticate",
     "create_token",
     "deposit",
     "describe",
     "read_artifact",
+    "receive",
     "retention_until",
     "verify_document",
     "verify_file",

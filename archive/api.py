@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
 
 from archive.access import Principal, authenticate
 from archive.context import Archive
+from archive.deposit import deposit
 from archive.errors import BadInput
 from archive.models import DocumentKind, Role
-from archive.service import deposit, describe, get_document, read_artifact, resolve_company
+from archive.service import describe, get_document, read_artifact, resolve_company
 from archive.verify import verify_document, verify_journal_report
 from storage import session_scope
 

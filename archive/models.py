@@ -71,6 +71,10 @@ class Document(SQLModel, table=True):
     original_sha256: str = Field(max_length=64, index=True)
     original_filename: str | None = None
     media_type: str = "application/pdf"
+    #: What the bytes are: "pdf", "facturx-pdf", "cii", "ubl-invoice", "ubl-creditnote"...
+    format: str = "pdf"
+    #: E-invoice profile (MINIMUM ... EXTENDED-CTC-FR) when there is one.
+    profile: str | None = None
     size: int = 0
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     deposited_by: str = "system"
@@ -191,3 +195,52 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     created_by: str = "system"
+
+
+class InvoiceRecord(SQLModel, table=True):
+    """One version of a document's invoice data (EN 16931 vocabulary, see archive.invoice).
+
+    Corrections are new versions, never overwrites.
+    """
+
+    __tablename__ = "invoice_data"
+    __table_args__ = (UniqueConstraint("document_id", "version"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    document_id: uuid.UUID = Field(foreign_key="document.id", index=True)
+    version: int = 1
+    source: str  # "xml", "ocr", "human"
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    data_digest: str = Field(max_length=64)
+    seller_siren: str | None = Field(default=None, index=True, max_length=9)
+    invoice_number: str | None = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: str = "system"
+
+
+class DocumentFlag(SQLModel, table=True):
+    """Something a person must look at (invalid e-invoice, suspected duplicate...)."""
+
+    __tablename__ = "document_flag"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    document_id: uuid.UUID = Field(foreign_key="document.id", index=True)
+    code: str
+    message: str
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class LifecycleStatus(SQLModel, table=True):
+    """A lifecycle status of an e-invoice received from its platform (CDAR codes 200-228)."""
+
+    __tablename__ = "lifecycle_status"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    document_id: uuid.UUID = Field(foreign_key="document.id", index=True)
+    code: int
+    label: str
+    status_at: datetime = Field(sa_type=UTCDateTime)
+    reason: str | None = None
+    platform_message_id: str | None = None
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    recorded_by: str = "system"

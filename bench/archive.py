@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from archive._aio import run_sync
-from archive.service import deposit
+from archive.deposit import deposit
 from coffre.runtime import build_runtime
 from coffre.settings import Settings
 from storage.types import utcnow

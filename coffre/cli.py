@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from archive.access import create_token
+from archive.deposit import deposit
 from archive.errors import ArchiveError, BadInput
 from archive.models import Company, DocumentKind, Quarantine, Role
-from archive.service import anchor_if_due, create_company, deposit, describe, read_artifact
+from archive.service import anchor_if_due, create_company, describe, read_artifact
 from archive.verify import VerificationReport, verify_document, verify_file, verify_journal_report
 from coffre.runtime import ConfigurationError, Runtime, build_runtime
 from coffre.settings import Settings

@@ -8,9 +8,10 @@ import hashlib
 import pikepdf
 import pytest
 
+from archive.deposit import deposit
 from archive.errors import BadInput, CorruptPdf, EmptyFile, EncryptedPdf, NotAPdf
 from archive.models import Document, DocumentState, Quarantine
-from archive.service import create_company, deposit, describe, read_artifact
+from archive.service import create_company, describe, read_artifact
 from archive.verify import verify_document
 from storage import session_scope
 from tests.pdfs import make_pdfa, pdfa_declared

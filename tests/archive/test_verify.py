@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from archive.deposit import deposit
 from archive.models import Artifact
-from archive.service import deposit
 from archive.verify import verify_document, verify_file
 from storage import ObjectLocked, session_scope
 from tests.pdfs import make_pdfa
