@@ -5,7 +5,7 @@ may block on the database, the store and the seal."""
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile, status
 
 from archive.access import Principal, authenticate
 from archive.context import Archive
@@ -19,19 +19,35 @@ from storage import session_scope
 READERS = (Role.accountant, Role.approver, Role.auditor)
 
 
+def current_principal(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """Who is calling. The composition root puts the :class:`Archive` on ``app.state``."""
+    archive: Archive = request.app.state.archive
+    token = None
+    if authorization and authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    with session_scope(archive.engine, read_only=True) as session:
+        return authenticate(session, token)
+
+
+#: The caller of an endpoint, for the routers of every room.
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+def read_upload(archive: Archive, file: UploadFile) -> bytes:
+    """The uploaded bytes, refused beyond the configured size."""
+    data = file.file.read(archive.max_upload_bytes + 1)
+    if len(data) > archive.max_upload_bytes:
+        raise BadInput(
+            f"the file is larger than the {archive.max_upload_bytes // 2**20} MiB limit",
+            limit=archive.max_upload_bytes,
+        )
+    return data
+
+
 def make_router(archive: Archive) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
-
-    def current_principal(
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Principal:
-        token = None
-        if authorization and authorization.lower().startswith("bearer "):
-            token = authorization[7:].strip()
-        with session_scope(archive.engine, read_only=True) as session:
-            return authenticate(session, token)
-
-    Caller = Annotated[Principal, Depends(current_principal)]
 
     def _readable(caller: Principal, document_id: str) -> uuid.UUID:
         caller.require(*READERS)
@@ -49,12 +65,7 @@ def make_router(archive: Archive) -> APIRouter:
         company: Annotated[str | None, Form(description="company id or SIREN")] = None,
     ) -> dict[str, Any]:
         caller.require(Role.station)
-        data = file.file.read(archive.max_upload_bytes + 1)
-        if len(data) > archive.max_upload_bytes:
-            raise BadInput(
-                f"the file is larger than the {archive.max_upload_bytes // 2**20} MiB limit",
-                limit=archive.max_upload_bytes,
-            )
+        data = read_upload(archive, file)
         if caller.company_id is not None:
             with session_scope(archive.engine, read_only=True) as session:
                 caller.require_company(resolve_company(session, company).id)

@@ -24,8 +24,11 @@ from archive.models import (
     Artifact,
     Company,
     Document,
+    DocumentFlag,
     Evidence,
+    InvoiceRecord,
     JournalEvent,
+    LifecycleStatus,
     Quarantine,
 )
 from storage import session_scope
@@ -176,13 +179,18 @@ def evidence_of(session: Session, artifact_ids: list[uuid.UUID]) -> dict[uuid.UU
 
 
 def describe(session: Session, document_id: uuid.UUID | str) -> dict[str, Any]:
-    """The document with its artifacts, evidence and journal events, JSON-ready."""
+    """The document with its artifacts, evidence, invoice data, flags, lifecycle statuses
+    and journal events, JSON-ready."""
+    from archive.journal import Journal
+
     document = get_document(session, document_id)
     artifacts = artifacts_of(session, document.id)
     evidence = evidence_of(session, [a.id for a in artifacts])
-    from archive.journal import Journal
 
-    events = Journal.events_for(session, f"document:{document.id}")
+    def rows(model: Any, order: Any) -> list[dict[str, Any]]:
+        query = select(model).where(model.document_id == document.id).order_by(order)
+        return [row.model_dump(mode="json") for row in session.exec(query)]
+
     return {
         "document": document.model_dump(mode="json"),
         "artifacts": [
@@ -194,7 +202,13 @@ def describe(session: Session, document_id: uuid.UUID | str) -> dict[str, Any]:
             }
             for artifact in artifacts
         ],
-        "journal": [event.model_dump(mode="json") for event in events],
+        "invoice": rows(InvoiceRecord, col(InvoiceRecord.version)),
+        "flags": rows(DocumentFlag, col(DocumentFlag.created_at)),
+        "lifecycle": rows(LifecycleStatus, col(LifecycleStatus.recorded_at)),
+        "journal": [
+            e.model_dump(mode="json")
+            for e in Journal.events_for(session, f"document:{document.id}")
+        ],
     }
 
 

@@ -17,10 +17,17 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from archive.canonical import to_jsonable
+from archive.canonical import canonical_digest, to_jsonable
 from archive.context import Archive
 from archive.journal import JournalCheck
-from archive.models import Artifact, Document, Evidence, JournalEvent, VerificationRun
+from archive.models import (
+    Artifact,
+    Document,
+    Evidence,
+    InvoiceRecord,
+    JournalEvent,
+    VerificationRun,
+)
 from archive.seal import validate_detached_seal, validate_pdf_seal
 from archive.service import artifact_store_facts, artifacts_of, evidence_of, get_document
 from archive.timestamp import verify_timestamp
@@ -123,6 +130,7 @@ def verify_document(
                 _check_evidence(
                     archive, checks, artifact, evidence.get(artifact.id), events, blobs, by_id
                 )
+        _check_invoice_data(checks, session, document.id, events)
         _journal_checks(checks, verify_journal(archive, session))
     report = VerificationReport(subject=subject, checks=tuple(checks.items))
     if record:
@@ -143,6 +151,25 @@ def _check_document_row(checks: _Checks, document: Document, events: list[Journa
             "size": document.size,
         },
     )
+
+
+def _check_invoice_data(
+    checks: _Checks, session: Session, document_id: uuid.UUID, events: list[JournalEvent]
+) -> None:
+    rows = session.exec(select(InvoiceRecord).where(InvoiceRecord.document_id == document_id))
+    recorded = {
+        e.payload.get("version"): e.payload.get("data_digest")
+        for e in events
+        if e.action == "invoice.recorded"
+    }
+    for row in rows:
+        actual = canonical_digest(row.data)
+        ok = actual == row.data_digest == recorded.get(row.version)
+        checks.add(
+            f"invoice data v{row.version}",
+            ok,
+            "" if ok else "the stored invoice data differs from what the journal recorded",
+        )
 
 
 def _check_stored(

@@ -18,6 +18,7 @@ from archive.api import make_router
 from archive.errors import ArchiveError
 from archive.service import anchor_if_due
 from archive.tsa import make_tsa_router
+from capture.api import make_router as make_capture_router
 from coffre.runtime import Runtime, build_runtime
 from coffre.settings import Settings
 from storage import StorageError
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     app = FastAPI(title="Coffre", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.archive = archive
 
     @app.exception_handler(ArchiveError)
     async def archive_error(_request: Request, exc: ArchiveError) -> JSONResponse:
@@ -97,4 +99,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     if runtime.tsa is not None:
         app.include_router(make_tsa_router(runtime.tsa))
     app.include_router(make_router(archive))
+    app.include_router(make_capture_router(archive, runtime.validator))
     return app

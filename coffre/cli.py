@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from archive.access import create_token
-from archive.deposit import deposit
 from archive.errors import ArchiveError, BadInput
 from archive.models import Company, DocumentKind, Quarantine, Role
 from archive.service import anchor_if_due, create_company, describe, read_artifact
 from archive.verify import VerificationReport, verify_document, verify_file, verify_journal_report
+from capture.service import receive_file
 from coffre.runtime import ConfigurationError, Runtime, build_runtime
 from coffre.settings import Settings
 from storage import StorageError, session_scope
@@ -115,21 +115,28 @@ def serve(
 @app.command("deposit")
 def deposit_cmd(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
-    kind: Annotated[DocumentKind, typer.Option()] = DocumentKind.supplier_invoice,
+    kind: Annotated[
+        DocumentKind | None,
+        typer.Option(help="Default: supplier_invoice, or credit_note for e-invoice credit notes."),
+    ] = None,
     company: Annotated[str | None, typer.Option(help="Company id or SIREN.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Archive PDFs as they are: fingerprint, seal, timestamp, store, journal."""
+    """Archive files as they are: fingerprint, seal, timestamp, store, journal.
+
+    E-invoices (Factur-X/ZUGFeRD PDF, CII, UBL) are recognised from their content, read and
+    validated; other PDFs also get a PAdES-sealed copy."""
     results: list[dict[str, Any]] = []
     failed = False
     with _runtime() as rt:
         for path in files:
             try:
-                outcome = deposit(
+                outcome = receive_file(
                     rt.archive,
+                    rt.validator,
                     data=path.read_bytes(),
                     filename=path.name,
-                    kind=kind.value,
+                    kind=kind.value if kind else None,
                     company_ref=company,
                     actor=_actor(),
                     source="cli",

@@ -26,6 +26,7 @@ from archive.seal import Sealer, SealIdentity
 from archive.service import ensure_default_company, record_configuration
 from archive.timestamp import Timestamper
 from archive.tsa import TimestampAuthority
+from capture.einvoice.validate import Validator
 from coffre.settings import Settings, production_problems
 from storage import (
     LocalWormStore,
@@ -47,6 +48,14 @@ class Runtime:
     archive: Archive
     tsa: TimestampAuthority | None
     dev_pki: DevPki | None
+    _validator: Validator | None = None
+
+    def validator(self) -> Validator:
+        """The e-invoice validator, built on first use (its stylesheets compile lazily)."""
+        if self._validator is None:
+            rules = self.settings.capture.rules_dir or self.settings.corpora_dir
+            self._validator = Validator(rules)
+        return self._validator
 
 
 def _read_secret(path: Path | None) -> bytes | None:

@@ -72,6 +72,11 @@ class ArchiveSettings(BaseModel):
     max_upload_mb: int = 200
 
 
+class CaptureSettings(BaseModel):
+    #: Where the e-invoice rule artefacts are (EN 16931 XSLT, XSD, BR-FR); default: corpora_dir.
+    rules_dir: Path | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COFFRE_", env_nested_delimiter="__", extra="ignore"
@@ -91,6 +96,7 @@ class Settings(BaseSettings):
     timestamp: TimestampSettings = Field(default_factory=TimestampSettings)
     journal: JournalSettings = Field(default_factory=JournalSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
 
     @property
     def db_url(self) -> str:

@@ -30,8 +30,7 @@ _FAILED_ASSERT = f"{{{SVRL_NS}}}failed-assert"
 _SUCCESSFUL_REPORT = f"{{{SVRL_NS}}}successful-report"
 _TEXT = f"{{{SVRL_NS}}}text"
 
-# The Factur-X profile schematrons carry no @id: their rule id opens the message,
-# "[BR-52]-Each Additional supporting document...".
+# Rule ids open most messages: "[BR-52]-Each Additional supporting document...".
 _BRACKETED_ID = re.compile(r"^\s*\[([A-Za-z][A-Za-z0-9_.-]*)\]")
 _SPACES = re.compile(r"\s+")
 
@@ -51,7 +50,7 @@ class SvrlEntry:
 
     kind: Literal["assert", "report"]
     rule_id: str | None
-    """``@id`` of the assertion, else the ``[ID]`` that opens its message, else ``None``."""
+    """The ``[ID]`` that opens the message, else ``@id``, else ``None``."""
     flag: str | None
     """``@flag`` as written by the stylesheet (``fatal``, ``warning``...), if any."""
     text: str
@@ -147,10 +146,10 @@ def parse_svrl(svrl: bytes) -> list[SvrlEntry]:
         text_element = element.find(_TEXT)
         raw = "".join(text_element.itertext()) if text_element is not None else ""
         text = _SPACES.sub(" ", raw).strip()
-        rule_id = element.get("id")
-        if not rule_id:
-            match = _BRACKETED_ID.match(text)
-            rule_id = match.group(1) if match else None
+        # The message's own "[BR-IC-11]" names the EN 16931 rule; the Factur-X stylesheets'
+        # @id is a generated serial (FX-SCH-A-000144) that no reader knows.
+        match = _BRACKETED_ID.match(text)
+        rule_id = match.group(1) if match else element.get("id") or None
         entries.append(
             SvrlEntry(
                 kind="assert" if element.tag == _FAILED_ASSERT else "report",

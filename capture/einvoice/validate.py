@@ -28,8 +28,14 @@ ZUGFeRD 1 (2014)              ZUGFeRD 1.0                 none (predates EN 1693
   rules that hold for the profile. EXTENDED is only *conformant* (a superset: sub-lines,
   extra codes), and the CEN rules reject legitimate EXTENDED features, so it gets the
   Factur-X EXTENDED schematron, which carries the EN 16931 rules adapted to it.
+* BASIC is an EN 16931-compliant subset: the CEN XSD and rules apply as to EN16931. The
+  CEN D16B XSD accepts every CII profile, so the stricter Factur-X profile XSDs are used
+  where the profile is not EN 16931 (MINIMUM, BASIC WL, EXTENDED).
 * A CIUS (XRechnung, Peppol BIS) restricts EN 16931: the CEN rules apply; the CIUS's own
-  national rules (BR-DE-..., PEPPOL-...) are not run.
+  national rules (BR-DE-..., PEPPOL-...) are not run. An unknown BT-24 gets the CEN rules
+  and a note in the report.
+* Flags are the rules' own. The Factur-X profile schematrons carry none: a failed assertion
+  counts as ``error``, a successful report as ``warning``. XSD violations are ``fatal``.
 
 BR-FR (layer ``br-fr``), "FATAL" mode of BR-FR Flux 2 v1.4.0 (the mode for reception from
 1 September 2026), runs on every CII and UBL invoice except MINIMUM (not a reform profile;
@@ -47,7 +53,12 @@ cannot be held to XP Z12-012, and BR-FR fails such invoices by construction (SIR
 billing framework...).
 
 The Factur-X layer (``facturx``) reports, for a PDF, the breaches of the embedding and
-XMP conventions found by :func:`capture.einvoice.facturx.check_embedding`.
+XMP conventions found by :func:`capture.einvoice.facturx.check_embedding`, each an
+``error``. PDF/A conformance itself is not checked here.
+
+A rule set that stops with a dynamic error on a document (BR-FR 1.4.0 does on two billing
+periods) becomes a ``RULESET-RUNTIME-ERROR`` finding of its layer, flagged ``error``: the
+rules were not all checked, so a person should look.
 
 Stylesheets and schemas are compiled once per :class:`Validator`, lazily and under a lock
 (:meth:`Validator.warm_up` compiles them all ahead); documents go to Saxon as parsed
@@ -69,6 +80,7 @@ from typing import Any, Literal, get_args
 
 from lxml import etree
 
+from capture.einvoice._mandate import FRENCH_CTC_START, french_mandate
 from capture.einvoice._rulesets import (
     RuleProfile,
     RuleSet,
@@ -107,15 +119,7 @@ Flag = Literal["fatal", "error", "warning", "information"]
 ALL_LAYERS: frozenset[Layer] = frozenset(get_args(Layer))
 _BLOCKING: frozenset[Flag] = frozenset({"fatal", "error"})
 
-#: Start of the French e-invoicing mandate (reception for all, issuance for large and
-#: mid-sized companies).
-FRENCH_CTC_START = date(2026, 9, 1)
-
-#: BT-23 billing framework codes of XP Z12-012 (the list BR-FR-08 checks).
-_FRENCH_BILLING_FRAMEWORKS = frozenset(
-    "B1 S1 M1 B2 S2 M2 S3 B4 S4 M4 S5 S6 B7 S7 B8 S8 M8 B9 S9 M9".split()
-)
-
+# Prefixes for readable locations in findings.
 _NAMESPACES = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
     "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
@@ -218,7 +222,9 @@ class Validator:
     (about 0.1-2 s per stylesheet), or all at once by :meth:`warm_up`.
     """
 
-    def __init__(self, corpora_dir: Path | None = None, *, french_ctc_start: date = FRENCH_CTC_START):
+    def __init__(
+        self, corpora_dir: Path | None = None, *, french_ctc_start: date = FRENCH_CTC_START
+    ):
         self.corpora_dir = (corpora_dir or default_corpora_dir()).resolve()
         self.french_ctc_start = french_ctc_start
         missing = [p for p in all_artefacts() if not (self.corpora_dir / p).is_file()]
@@ -329,7 +335,7 @@ class Validator:
             if rules.brfr is None:
                 notes.append(f"BR-FR not run: the French reform defines no rules for {profile}")
             else:
-                brfr_binding, reason = _french_mandate(root, syntax, profile, self.french_ctc_start)
+                brfr_binding, reason = french_mandate(root, syntax, profile, self.french_ctc_start)
                 notes.append(reason)
                 runs.append(("br-fr", rules.brfr, brfr_binding))
         if not runs:
@@ -445,77 +451,3 @@ def _profile_notes(detected: Detected, profile: RuleProfile) -> list[str]:
     if detected.profile == "XRECHNUNG":
         notes.append("XRechnung: the EN 16931 rules were applied, not the German CIUS rules")
     return notes
-
-
-# -- the French mandate -------------------------------------------------------------------
-
-
-def _french_mandate(
-    root: etree._Element, syntax: Syntax, profile: RuleProfile, start: date
-) -> tuple[bool, str]:
-    """Whether BR-FR binds this invoice, and why (see the module docstring)."""
-    if profile is RuleProfile.EXTENDED_CTC_FR:
-        return True, "BR-FR binding: the invoice declares the French CTC profile EXTENDED-CTC-FR"
-    if syntax is Syntax.CII:
-        framework = _first(root, "rsm:ExchangedDocumentContext/ram:BusinessProcessSpecifiedDocumentContextParameter/ram:ID")
-        trade = "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/"
-        seller = _cii_country(root, trade + "ram:SellerTradeParty")
-        buyer = _cii_country(root, trade + "ram:BuyerTradeParty")
-        issued = _parse_date(_first(root, "rsm:ExchangedDocument/ram:IssueDateTime/udt:DateTimeString"))
-    else:
-        framework = _first(root, "cbc:ProfileID")
-        seller = _ubl_country(root, "cac:AccountingSupplierParty/cac:Party")
-        buyer = _ubl_country(root, "cac:AccountingCustomerParty/cac:Party")
-        issued = _parse_date(_first(root, "cbc:IssueDate"))
-    if framework is not None and framework.upper() in _FRENCH_BILLING_FRAMEWORKS:
-        return True, f"BR-FR binding: BT-23 declares the French billing framework {framework}"
-    if seller != "FR" or buyer != "FR":
-        return False, (
-            f"BR-FR for information only: seller in {seller or 'unknown country'}, buyer in "
-            f"{buyer or 'unknown country'}; the French mandate covers sales between parties "
-            "established in France"
-        )
-    if issued is not None and issued < start:
-        return False, (
-            f"BR-FR for information only: issued on {issued.isoformat()}, before the French "
-            f"mandate started on {start.isoformat()}"
-        )
-    return True, "BR-FR binding: seller and buyer in France, issued under the French mandate"
-
-
-def _first(root: etree._Element, path: str) -> str | None:
-    found = root.xpath(f"{path}/text()", namespaces=_NAMESPACES)
-    if isinstance(found, list) and found:
-        text = str(found[0]).strip()
-        return text or None
-    return None
-
-
-def _cii_country(root: etree._Element, party: str) -> str | None:
-    country = _first(root, f"{party}/ram:PostalTradeAddress/ram:CountryID")
-    vat = _first(root, f"{party}/ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']")
-    return _country(country, vat)
-
-
-def _ubl_country(root: etree._Element, party: str) -> str | None:
-    country = _first(root, f"{party}/cac:PostalAddress/cac:Country/cbc:IdentificationCode")
-    vat = _first(root, f"{party}/cac:PartyTaxScheme/cbc:CompanyID")
-    return _country(country, vat)
-
-
-def _country(country: str | None, vat: str | None) -> str | None:
-    if country:
-        return country.upper()
-    if vat and len(vat) > 2 and vat[:2].isalpha():
-        return vat[:2].upper()
-    return None
-
-
-def _parse_date(text: str | None) -> date | None:
-    if text is None:
-        return None
-    digits = re.sub(r"\D", "", text)[:8]
-    try:
-        return date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
-    except ValueError:
-        return None
