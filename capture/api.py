@@ -37,7 +37,7 @@ def make_router(archive: Archive, validator: Callable[[], Validator]) -> APIRout
         data = read_upload(archive, file)
         outcome = receive_einvoice(
             archive,
-            validator(),
+            validator,
             data=data,
             filename=file.filename,
             company_ref=company,

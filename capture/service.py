@@ -51,7 +51,7 @@ def receive_file(
     if is_einvoice(data):
         return receive_einvoice(
             archive,
-            validator(),
+            validator,
             data=data,
             filename=filename,
             company_ref=company_ref,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from archive.service import get_document
 from capture.einvoice.cii import parse_cii
 from capture.einvoice.detect import detect_and_parse_xml
 from capture.einvoice.ubl import parse_ubl
-from capture.einvoice.validate import ValidationReport, Validator
+from capture.einvoice.validate import RulesetUnavailable, ValidationReport, Validator
 from storage import session_scope
 
 XML_MEDIA_TYPE = "application/xml"
@@ -65,19 +66,34 @@ class UnknownLifecycleStatus(ArchiveError):
 
 
 def einvoice_submission(
-    data: bytes, validator: Validator, *, kind: str | None = None
+    data: bytes, validator: Callable[[], Validator], *, kind: str | None = None
 ) -> Submission:
-    """Read and validate an e-invoice; raise a capture BadInput when it cannot be read."""
+    """Read and validate an e-invoice; raise a capture BadInput when it cannot be read.
+
+    When the rule artefacts are missing (a deployment fault), the invoice is still
+    archived, flagged as not validated: the bytes received are never lost for it.
+    """
     detected, root = detect_and_parse_xml(data)
     invoice = parse_cii(root) if detected.xml_syntax == "cii" else parse_ubl(root)
-    report = validator.validate(data, detected=detected, root=root)
+    try:
+        report: ValidationReport | None = validator().validate(data, detected=detected, root=root)
+    except RulesetUnavailable as exc:
+        report, unavailable = None, exc
     credit = detected.syntax == "ubl-creditnote" or invoice.type_code in CREDIT_NOTE_CODES
     if kind is None:
         kind = DocumentKind.credit_note.value if credit else DocumentKind.supplier_invoice.value
     derived = [
         Derived("invoice.json", _json(invoice.model_dump(mode="json")), "application/json"),
-        Derived("validation.json", report.to_json().encode("utf-8"), "application/json"),
     ]
+    if report is not None:
+        derived.append(
+            Derived("validation.json", report.to_json().encode("utf-8"), "application/json")
+        )
+    flags = (
+        _flags(report)
+        if report is not None
+        else (Flag("einvoice_not_validated", f"not validated: {unavailable.message}"),)
+    )
     if detected.syntax == "facturx-pdf":
         name = detected.embedded_filename or "factur-x.xml"
         derived.append(Derived(f"embedded/{name}", detected.xml, XML_MEDIA_TYPE))
@@ -89,12 +105,12 @@ def einvoice_submission(
         pades_copy=False,
         derived=tuple(derived),
         invoice=invoice,
-        flags=_flags(report),
+        flags=flags,
         details={
             "guideline_id": detected.guideline_id,
             "flavor": str(detected.flavor) if detected.flavor else None,
-            "valid": report.valid,
-            "blocking_findings": len(report.errors),
+            "valid": report.valid if report is not None else None,
+            "blocking_findings": len(report.errors) if report is not None else None,
         },
     )
 
@@ -119,7 +135,7 @@ def _flags(report: ValidationReport) -> tuple[Flag, ...]:
 
 def receive_einvoice(
     archive: Archive,
-    validator: Validator,
+    validator: Callable[[], Validator],
     *,
     data: bytes,
     filename: str | None,

@@ -192,3 +192,13 @@ def test_platform_pushes_an_einvoice_and_its_lifecycle_statuses(rt, corpora):
     assert [
         e["payload"]["code"] for e in body["journal"] if e["action"] == "einvoice.lifecycle_status"
     ] == [200, 212]
+
+
+def test_missing_rule_artefacts_still_archive_the_invoice_flagged(runtime, corpora, tmp_path):
+    runtime.settings.capture.rules_dir = tmp_path / "no-rules"  # a deployment fault
+    data = (corpora / CII).read_bytes()
+    body = _body(runtime, _receive(runtime, data).document.id)
+    (flag,) = body["flags"]
+    assert flag["code"] == "einvoice_not_validated" and "missing" in flag["message"]
+    assert "validation.json" not in {a["name"] for a in body["artifacts"]}
+    assert body["invoice"][0]["data"]["invoice_number"]
