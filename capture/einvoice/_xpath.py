@@ -242,3 +242,32 @@ def in_currency(elements: list[Element], currency: str | None) -> Element | None
         if element.get("currencyID") is None:
             return element
     return first(elements)
+
+
+def put_company_ids(
+    out: Collector,
+    party: etree._Element,
+    role: str,
+    *,
+    legal: etree._Element | None,
+    identifiers: Iterable[etree._Element],
+) -> None:
+    """BT-30 (BT-47 for the buyer) as SIREN/SIRET; for the seller, a SIRET from BT-29
+    (scheme 0009) when BT-30 gave the SIREN only, as the French CTC does."""
+    legal_text = text_of(legal)
+    if legal is None or legal_text is None:
+        return
+    siren, siret = french_company_ids(legal_text, legal.get("schemeID"))
+    xpath = out.path(legal)
+    out.put(f"{role}_siren", siren, xpath)
+    if role != "seller":
+        return
+    out.put("seller_siret", siret, xpath)
+    if siren is not None and siret is None:
+        for identifier in identifiers:
+            value = text_of(identifier)
+            if identifier.get("schemeID") == "0009" and value is not None:
+                found_siren, found_siret = french_company_ids(value, "0009")
+                if found_siret is not None and found_siren == siren:
+                    out.put("seller_siret", found_siret, out.path(identifier))
+                    break

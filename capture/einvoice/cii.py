@@ -24,9 +24,9 @@ from capture.einvoice._xpath import (
     child,
     decimal_or_none,
     first,
-    french_company_ids,
     in_currency,
     parse_date_102,
+    put_company_ids,
     text_of,
 )
 from capture.errors import NotAnInvoice
@@ -206,25 +206,13 @@ def _party(out: Collector, party: Element | None, role: str, ns: dict[str, str])
         if registration.get("schemeID") == "VA":
             out.text(f"{role}_vat", registration)
             break
-    legal = party.find("ram:SpecifiedLegalOrganization/ram:ID", ns)
-    legal_text = text_of(legal)
-    if legal is None or legal_text is None:
-        return
-    siren, siret = french_company_ids(legal_text, legal.get("schemeID"))
-    xpath = out.path(legal)
-    out.put(f"{role}_siren", siren, xpath)
-    if role != "seller":
-        return
-    out.put("seller_siret", siret, xpath)
-    if siren is not None and siret is None:
-        # BT-30 gave the SIREN only; the French CTC puts the SIRET in BT-29 (scheme 0009).
-        for identifier in party.iterfind("ram:GlobalID", ns):
-            value = text_of(identifier)
-            if identifier.get("schemeID") == "0009" and value is not None:
-                found_siren, found_siret = french_company_ids(value, "0009")
-                if found_siret is not None and found_siren == siren:
-                    out.put("seller_siret", found_siret, out.path(identifier))
-                    break
+    put_company_ids(
+        out,
+        party,
+        role,
+        legal=party.find("ram:SpecifiedLegalOrganization/ram:ID", ns),
+        identifiers=party.iterfind("ram:GlobalID", ns),
+    )
 
 
 def _payment(out: Collector, settlement: Element, ns: dict[str, str]) -> None:

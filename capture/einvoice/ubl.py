@@ -21,9 +21,9 @@ from capture.einvoice._xpath import (
     Element,
     child,
     decimal_or_none,
-    french_company_ids,
     in_currency,
     parse_iso_date,
+    put_company_ids,
     text_of,
 )
 from capture.errors import NotAnInvoice
@@ -120,25 +120,13 @@ def _party(out: Collector, party: Element | None, role: str, ns: dict[str, str])
         if text_of(scheme.find("cac:TaxScheme/cbc:ID", ns)) == "VAT":
             out.text(f"{role}_vat", scheme.find("cbc:CompanyID", ns))
             break
-    legal = party.find("cac:PartyLegalEntity/cbc:CompanyID", ns)
-    legal_text = text_of(legal)
-    if legal is None or legal_text is None:
-        return
-    siren, siret = french_company_ids(legal_text, legal.get("schemeID"))
-    xpath = out.path(legal)
-    out.put(f"{role}_siren", siren, xpath)
-    if role != "seller":
-        return
-    out.put("seller_siret", siret, xpath)
-    if siren is not None and siret is None:
-        # BT-30 gave the SIREN only; the French CTC puts the SIRET in BT-29 (scheme 0009).
-        for identifier in party.iterfind("cac:PartyIdentification/cbc:ID", ns):
-            value = text_of(identifier)
-            if identifier.get("schemeID") == "0009" and value is not None:
-                found_siren, found_siret = french_company_ids(value, "0009")
-                if found_siret is not None and found_siren == siren:
-                    out.put("seller_siret", found_siret, out.path(identifier))
-                    break
+    put_company_ids(
+        out,
+        party,
+        role,
+        legal=party.find("cac:PartyLegalEntity/cbc:CompanyID", ns),
+        identifiers=party.iterfind("cac:PartyIdentification/cbc:ID", ns),
+    )
 
 
 def _payment(out: Collector, root: Element, ns: dict[str, str]) -> None:
