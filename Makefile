@@ -25,3 +25,5 @@ test: lint
 
 bench: bootstrap-test
 	$(VENV)/python bench/archive.py
+	$(VENV)/python bench/einvoice.py
+	$(VENV)/python bench/einvoice_validation.py
