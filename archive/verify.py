@@ -28,7 +28,7 @@ from archive.models import (
     JournalEvent,
     VerificationRun,
 )
-from archive.seal import validate_detached_seal, validate_pdf_seal
+from archive.seal_check import validate_detached_seal, validate_pdf_seal
 from archive.service import artifact_store_facts, artifacts_of, evidence_of, get_document
 from archive.timestamp import verify_timestamp
 from storage import StorageError, session_scope

@@ -26,9 +26,8 @@ from archive.seal import (
     Sealer,
     SealIdentity,
     SealLevel,
-    validate_detached_seal,
-    validate_pdf_seal,
 )
+from archive.seal_check import validate_detached_seal, validate_pdf_seal
 from archive.timestamp import Timestamper, verify_timestamp
 from archive.tsa import TimestampAuthority
 from tests.pdfs import (
