@@ -92,3 +92,30 @@ def der_tlv(tag: int, *contents: bytes) -> bytes:
 def der_set_of(elements: list[bytes], *, tag: int = 0x31) -> bytes:
     """DER SET OF: the encoded elements sorted (X.690 §11.6); ``tag`` for IMPLICIT use."""
     return der_tlv(tag, *sorted(elements))
+
+
+def signer_info_v1(
+    *,
+    sid: bytes,
+    digest_algorithm: bytes,
+    signed_attrs: list[bytes],
+    signature_algorithm: bytes,
+    signature: bytes,
+    unsigned_attrs: list[bytes] | None = None,
+) -> bytes:
+    """A CMS SignerInfo, version 1 (issuer and serial), from pre-encoded parts.
+
+    The signature must be over ``der_set_of(signed_attrs)`` (universal SET OF); the
+    SignerInfo holds the same attributes under [0] IMPLICIT, unsigned ones under [1].
+    """
+    parts = [
+        core.Integer(1).dump(),
+        sid,
+        digest_algorithm,
+        der_set_of(signed_attrs, tag=CONTEXT_0),
+        signature_algorithm,
+        core.OctetString(signature).dump(),
+    ]
+    if unsigned_attrs:
+        parts.append(der_set_of(unsigned_attrs, tag=0xA1))
+    return der_tlv(SEQUENCE, *parts)

@@ -48,7 +48,15 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from archive._asn1 import CONTEXT_0, SEQUENCE, PreEncodedContentInfo, der_set_of, der_tlv, raw_der
+from archive._asn1 import (
+    CONTEXT_0,
+    SEQUENCE,
+    PreEncodedContentInfo,
+    der_set_of,
+    der_tlv,
+    raw_der,
+    signer_info_v1,
+)
 from archive.errors import ArchiveError, CorruptPdf, EmptyFile, EncryptedPdf, NotAPdf
 from archive.pki import PrivateKey, cert_sha256, load_pkcs12, to_asn1
 from archive.timestamp import (
@@ -342,15 +350,13 @@ class _SealSigner(Signer):
             token = await timestamper.async_timestamp(hashlib.sha256(signature).digest(), _DIGEST)
             _last_signature_timestamp.set(TimestampToken.from_token(token))
         token_attr = der_tlv(SEQUENCE, self._oid_signature_tst, der_set_of([raw_der(token)]))
-        signer_info = der_tlv(
-            SEQUENCE,
-            core.Integer(1).dump(),
-            self._sid,
-            self._digest_algorithm,
-            der_set_of(attributes, tag=CONTEXT_0),
-            self._signature_algorithm,
-            core.OctetString(signature).dump(),
-            der_set_of([token_attr], tag=_UNSIGNED_ATTRS),
+        signer_info = signer_info_v1(
+            sid=self._sid,
+            digest_algorithm=self._digest_algorithm,
+            signed_attrs=attributes,
+            signature_algorithm=self._signature_algorithm,
+            signature=signature,
+            unsigned_attrs=[token_attr],
         )
         signed_data = der_tlv(
             SEQUENCE,

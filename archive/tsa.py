@@ -26,7 +26,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from fastapi import APIRouter, Request, Response
 from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 
-from archive._asn1 import CONTEXT_0, SEQUENCE, TimeStampResp, der_set_of, der_tlv, raw_der
+from archive._asn1 import (
+    CONTEXT_0,
+    SEQUENCE,
+    TimeStampResp,
+    der_set_of,
+    der_tlv,
+    raw_der,
+    signer_info_v1,
+)
 from archive.errors import ArchiveError
 from archive.pki import COFFRE_OID_ARC, PrivateKey, cert_sha256, to_asn1
 
@@ -195,14 +203,12 @@ class TimestampAuthority:
         # The signature covers the attributes as a universal SET OF; SignerInfo holds the
         # same bytes under [0] IMPLICIT.
         signature = self._sign(der_set_of(attributes))
-        signer_info = der_tlv(
-            SEQUENCE,
-            core.Integer(1).dump(),
-            self._sid,
-            self._digest_algorithm,
-            der_set_of(attributes, tag=CONTEXT_0),
-            self._signature_algorithm,
-            core.OctetString(signature).dump(),
+        signer_info = signer_info_v1(
+            sid=self._sid,
+            digest_algorithm=self._digest_algorithm,
+            signed_attrs=attributes,
+            signature_algorithm=self._signature_algorithm,
+            signature=signature,
         )
         encap_content_info = der_tlv(
             SEQUENCE,
