@@ -1,5 +1,6 @@
 FROM python:3.11-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends openssl ca-certificates \
+    tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng ghostscript qpdf poppler-utils \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./

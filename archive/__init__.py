@@ -6,7 +6,17 @@ It knows nothing of OCR, workflow or accounting. Other rooms use the names below
 
 from archive.access import Principal, authenticate, create_token
 from archive.context import Archive, retention_until
-from archive.deposit import DepositOutcome, Derived, Flag, Submission, deposit, receive
+from archive.deposit import (
+    Completion,
+    DepositOutcome,
+    Derived,
+    Flag,
+    Submission,
+    complete,
+    deposit,
+    fail,
+    receive,
+)
 from archive.errors import ArchiveError, BadInput
 from archive.journal import Journal
 from archive.models import Company, Document, DocumentKind, DocumentState, Role
@@ -18,6 +28,7 @@ __all__ = [
     "ArchiveError",
     "BadInput",
     "Company",
+    "Completion",
     "DepositOutcome",
     "Derived",
     "Document",
@@ -30,9 +41,11 @@ __all__ = [
     "Submission",
     "VerificationReport",
     "authenticate",
+    "complete",
     "create_token",
     "deposit",
     "describe",
+    "fail",
     "read_artifact",
     "receive",
     "retention_until",

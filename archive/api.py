@@ -2,12 +2,14 @@
 verification. Handlers are plain ``def``: they run in the threadpool, where the use cases
 may block on the database, the store and the seal."""
 
+import hashlib
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile, status
 
 from archive.access import Principal, authenticate
+from archive.bundle import build_bundle, bundle_filename
 from archive.context import Archive
 from archive.deposit import deposit
 from archive.errors import BadInput
@@ -108,6 +110,21 @@ def make_router(archive: Archive) -> APIRouter:
             headers={
                 "Content-Disposition": f'attachment; filename="{key}-{name}"',
                 "X-Coffre-SHA256": artifact.sha256,
+            },
+        )
+
+    @router.get("/documents/{document_id}/evidence.zip")
+    def get_evidence_bundle(caller: Caller, document_id: str) -> Response:
+        """The document's evidence bundle for an auditor (same access as its artifacts);
+        the export is journaled with the bundle's SHA-256."""
+        key = _readable(caller, document_id)
+        data = build_bundle(archive, key, actor=caller.actor)
+        return Response(
+            content=data,
+            media_type="application/zip",
+            headers={
+                "Content-Disposition": f'attachment; filename="{bundle_filename(key)}"',
+                "X-Coffre-SHA256": hashlib.sha256(data).hexdigest(),
             },
         )
 

@@ -77,6 +77,25 @@ class Submission:
     flags: tuple[Flag, ...] = ()
     #: Extra facts for the journal's "document.deposited" event.
     details: dict[str, Any] = field(default_factory=dict)
+    #: ``archived`` when everything is here; ``received`` when processing follows
+    #: (a scan to convert): :func:`complete` then adds what it made and archives it.
+    state: str = DocumentState.archived.value
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What processing adds to a received document before archiving it."""
+
+    #: A PDF made from the original (the PDF/A of a scan): PAdES-sealed, stored as
+    #: ``archival_name`` with its own evidence.
+    archival_pdf: bytes | None = None
+    archival_name: str = "sealed"
+    derived: tuple[Derived, ...] = ()
+    invoice: InvoiceData | None = None
+    flags: tuple[Flag, ...] = ()
+    #: Journal events recorded first, in the same transaction: (action, payload).
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()
+    state: str = DocumentState.archived.value
 
 
 #: Admits the received bytes (raising BadInput) and says how to archive them.
@@ -235,13 +254,20 @@ def _prepare(
         evidence["sealed"] = _seal_facts(sealed, f"PAdES-{sealed.level}")
     for item in submission.derived:
         parts[item.name] = (item.data, item.media_type, "derived")
+    stored = _store(archive, company, sha256, parts)
+    return _Prepared(sha256=sha256, size=len(data), stored=stored, evidence=evidence)
+
+
+def _store(
+    archive: Archive, company: Company, sha256: str, parts: dict[str, tuple[bytes, str, str]]
+) -> dict[str, tuple[StoredObject, str, str]]:
     until = retention_until(utcnow(), company.retention_years)
     stored = {}
     for name, (blob, media, role) in parts.items():
         key = _key(company, sha256, name, hashlib.sha256(blob).hexdigest())
         obj = archive.store.put(key, blob, retain_until=until, content_type=media)
         stored[name] = (obj, media, role)
-    return _Prepared(sha256=sha256, size=len(data), stored=stored, evidence=evidence)
+    return stored
 
 
 def _seal_facts(seal: Any, seal_format: str) -> dict[str, Any]:
@@ -306,8 +332,34 @@ def _record(
             **submission.details,
         },
     )
+    artifacts = _add_artifacts(session, document, prepared.stored, prepared.evidence, log, None)
+    _add_invoice(session, document, submission.invoice, actor, log)
+    _add_flags(session, document, submission.flags, log)
+    _change_state(document, submission.state, log)
+    session.flush()
+    assert "original" in artifacts
+    return document
+
+
+Log = Callable[[str, dict[str, Any]], None]
+
+
+def _add_artifacts(
+    session: Session,
+    document: Document,
+    stored: dict[str, tuple[StoredObject, str, str]],
+    evidence: dict[str, dict[str, Any]],
+    log: Log,
+    original: Artifact | None,
+) -> dict[str, Artifact]:
+    """Artifact and evidence rows for stored objects, each journaled.
+
+    Derived files and detached seals point at the original (``original``, or the one among
+    ``stored``).
+    """
     artifacts: dict[str, Artifact] = {}
-    for name, (obj, media, role) in prepared.stored.items():
+    for name, (obj, media, role) in stored.items():
+        of = original or artifacts.get("original")
         artifact = Artifact(
             document_id=document.id,
             name=name,
@@ -319,13 +371,14 @@ def _record(
             storage_key=obj.key,
             storage_version=obj.version_id,
             retain_until=obj.retain_until,
-            of_artifact_id=None if role == "content" else artifacts["original"].id,
+            of_artifact_id=None if role == "content" or of is None else of.id,
         )
         session.add(artifact)
         artifacts[name] = artifact
 
-    for name, facts in prepared.evidence.items():
+    for name, facts in evidence.items():
         artifact = artifacts[name]
+        detached = name == "original"
         session.add(
             Evidence(
                 artifact_id=artifact.id,
@@ -333,8 +386,8 @@ def _record(
                 storage_key=artifact.storage_key,
                 storage_version=artifact.storage_version,
                 retain_until=artifact.retain_until,
-                signature_artifact_id=artifacts["original.p7s"].id if name == "original" else None,
-                timestamp_artifact_id=artifacts["original.tsr"].id if name == "original" else None,
+                signature_artifact_id=artifacts["original.p7s"].id if detached else None,
+                timestamp_artifact_id=artifacts["original.tsr"].id if detached else None,
                 **facts,
             )
         )
@@ -359,42 +412,137 @@ def _record(
         )
     for artifact in artifacts.values():
         log("artifact.stored", artifact_store_facts(artifact))
+    return artifacts
 
-    if submission.invoice is not None:
-        data = invoice_payload(submission.invoice)
-        record = InvoiceRecord(
-            document_id=document.id,
-            version=1,
-            source=_invoice_source(submission.invoice),
-            data=data,
-            data_digest=canonical_digest(data),
-            seller_siren=submission.invoice.seller_siren,
-            invoice_number=submission.invoice.invoice_number,
-            created_by=actor,
-        )
-        session.add(record)
-        log(
-            "invoice.recorded",
-            {
-                "version": 1,
-                "source": record.source,
-                "data_digest": record.data_digest,
-            },
-        )
-    for flag in submission.flags:
+
+def _add_invoice(
+    session: Session, document: Document, invoice: InvoiceData | None, actor: str, log: Log
+) -> None:
+    if invoice is None:
+        return
+    versions = session.exec(
+        select(InvoiceRecord.version).where(InvoiceRecord.document_id == document.id)
+    ).all()
+    version = max(versions, default=0) + 1
+    data = invoice_payload(invoice)
+    record = InvoiceRecord(
+        document_id=document.id,
+        version=version,
+        source=_invoice_source(invoice),
+        data=data,
+        data_digest=canonical_digest(data),
+        seller_siren=invoice.seller_siren,
+        invoice_number=invoice.invoice_number,
+        created_by=actor,
+    )
+    session.add(record)
+    log(
+        "invoice.recorded",
+        {"version": version, "source": record.source, "data_digest": record.data_digest},
+    )
+
+
+def _add_flags(session: Session, document: Document, flags: tuple[Flag, ...], log: Log) -> None:
+    for flag in flags:
         session.add(DocumentFlag(document_id=document.id, code=flag.code, message=flag.message))
         log("document.flagged", {"code": flag.code, "message": flag.message})
 
-    document.state = DocumentState.archived.value
-    log(
-        "document.state_changed",
-        {
-            "from": DocumentState.received.value,
-            "to": DocumentState.archived.value,
-        },
-    )
-    session.flush()
-    return document
+
+def _change_state(document: Document, state: str, log: Log) -> None:
+    state = DocumentState(state).value
+    if state == document.state:
+        return
+    log("document.state_changed", {"from": document.state, "to": state})
+    document.state = state
+
+
+# -- processing after intake ----------------------------------------------------------------
+def complete(
+    archive: Archive,
+    document_id: uuid.UUID,
+    completion: Completion,
+    *,
+    actor: str,
+    expect_state: str = DocumentState.received.value,
+) -> Document | None:
+    """Add what processing made to a received document and move it on, exactly once.
+
+    Sealing and storing happen first (content-addressed keys: a rerun after a crash writes
+    beside, never over); the rows, journal events and state change are one transaction that
+    only applies while the document is still in ``expect_state``. Returns ``None`` when
+    another worker got there first.
+    """
+    with session_scope(archive.engine, read_only=True) as session:
+        document = session.get(Document, document_id)
+        if document is None or document.state != expect_state:
+            return None
+        company = session.get(Company, document.company_id)
+        assert company is not None
+    parts: dict[str, tuple[bytes, str, str]] = {}
+    evidence: dict[str, dict[str, Any]] = {}
+    if completion.archival_pdf is not None:
+        sealed = run_sync(archive.sealer_for(company).seal_pdf(completion.archival_pdf))
+        parts[completion.archival_name] = (sealed.data, PDF_MEDIA_TYPE, "content")
+        evidence[completion.archival_name] = _seal_facts(sealed, f"PAdES-{sealed.level}")
+    for item in completion.derived:
+        parts[item.name] = (item.data, item.media_type, "derived")
+    stored = _store(archive, company, document.original_sha256, parts)
+
+    with session_scope(archive.engine) as session:
+        current = session.exec(
+            select(Document).where(Document.id == document_id).with_for_update()
+        ).one()
+        if current.state != expect_state:
+            return None
+        original = session.exec(
+            select(Artifact).where(Artifact.document_id == document_id, Artifact.name == "original")
+        ).one()
+        subject = f"document:{current.id}"
+
+        def log(action: str, payload: dict[str, Any]) -> None:
+            archive.journal.append(
+                session, actor=actor, action=action, subject=subject, payload=payload
+            )
+
+        for action, payload in completion.events:
+            log(action, payload)
+        _add_artifacts(session, current, stored, evidence, log, original)
+        _add_invoice(session, current, completion.invoice, actor, log)
+        _add_flags(session, current, completion.flags, log)
+        _change_state(current, completion.state, log)
+        session.flush()
+        session.expunge(current)
+    anchor_if_due(archive)
+    return current
+
+
+def fail(
+    archive: Archive,
+    document_id: uuid.UUID,
+    flag: Flag,
+    *,
+    actor: str,
+    expect_state: str = DocumentState.received.value,
+    state: str = DocumentState.failed.value,
+) -> bool:
+    """Processing gave up on a received document: flag it with the reason and move it to
+    ``failed``. The original stays archived with its seal; nothing is dropped."""
+    with session_scope(archive.engine) as session:
+        current = session.exec(
+            select(Document).where(Document.id == document_id).with_for_update()
+        ).one_or_none()
+        if current is None or current.state != expect_state:
+            return False
+        subject = f"document:{current.id}"
+
+        def log(action: str, payload: dict[str, Any]) -> None:
+            archive.journal.append(
+                session, actor=actor, action=action, subject=subject, payload=payload
+            )
+
+        _add_flags(session, current, (flag,), log)
+        _change_state(current, state, log)
+    return True
 
 
 def _invoice_source(invoice: InvoiceData) -> str:

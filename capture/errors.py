@@ -90,3 +90,100 @@ class ProtectedPdf(FacturXError, EncryptedPdf):
     """The PDF needs a password to be opened."""
 
     code = "protected_pdf"
+
+
+# --- Scans and PDFs taken in for conversion (capture.scan) -------------------------------
+
+
+class UnsupportedMediaType(CaptureBadInput):
+    """The bytes are not a TIFF, PNG, JPEG or PDF.
+
+    ``data["media_type"]`` is what the magic bytes suggest (``image/gif``,
+    ``application/zip``...) or ``None`` when nothing is recognised.
+    """
+
+    code = "unsupported_media_type"
+
+
+class CorruptImage(CaptureBadInput):
+    """The image is truncated or damaged: its pixels cannot all be decoded.
+
+    ``data`` has ``format``, ``page`` (1-based, ``None`` when the header itself is
+    unreadable) and ``reason``.
+    """
+
+    code = "corrupt_image"
+
+
+class DecompressionBomb(CaptureBadInput):
+    """An image claims more pixels than allowed; refused from its header, before decoding.
+
+    ``data`` has ``page``, ``width``, ``height`` (``None`` when only Pillow's own guard
+    knew them) and ``max_pixels``.
+    """
+
+    code = "decompression_bomb"
+
+
+class PasswordProtectedPdf(CaptureBadInput, EncryptedPdf):
+    """The PDF cannot be opened without a password."""
+
+    code = "password_protected_pdf"
+
+
+class DamagedPdf(CaptureBadInput, CorruptPdf):
+    """The PDF cannot be read (no trailer, broken page tree...); ``data["reason"]``."""
+
+    code = "damaged_pdf"
+
+
+class ActiveContent(CaptureBadInput):
+    """The PDF carries JavaScript, launch actions or an embedded executable.
+
+    ``data["findings"]`` is a tuple of short descriptions, e.g.
+    ``"JavaScript action (obj 7 0)"`` or ``"embedded executable 'setup.exe' (MZ)"``.
+    """
+
+    code = "active_content"
+
+
+class LosslessConversionImpossible(CaptureError):
+    """The scan cannot be wrapped into a PDF without altering or unverifiably storing it.
+
+    Not bad input: the original is still archived as received, only no archival PDF/A is
+    made. ``data`` has ``page`` (1-based, or ``None`` for the whole file) and ``reason``.
+    """
+
+    code = "lossless_conversion_impossible"
+
+
+class PixelMismatch(CaptureError):
+    """A page image of the converted PDF does not decode to exactly the source pixels.
+
+    ``data`` has ``page`` (1-based, ``None`` for the page count) and ``what`` (mode, size,
+    pixels, JPEG bytes, resolution...). Never retry: the conversion path is wrong.
+    """
+
+    code = "pixel_mismatch"
+
+
+class ResolutionMismatch(PixelMismatch):
+    """The page size in the converted PDF no longer gives the scan's resolution."""
+
+    code = "resolution_mismatch"
+
+
+class ConversionFailed(CaptureError):
+    """OCRmyPDF failed, or its output cannot be read.
+
+    ``data`` has ``exit_code`` and ``exit_name`` (``None`` when OCRmyPDF did not exit with
+    an error) and ``stderr_tail`` (the end of its log). Retrying may help.
+    """
+
+    code = "conversion_failed"
+
+
+class ConversionTimeout(ConversionFailed):
+    """OCRmyPDF did not finish in time and was killed; ``data["timeout"]`` in seconds."""
+
+    code = "conversion_timeout"

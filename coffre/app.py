@@ -19,6 +19,7 @@ from archive.errors import ArchiveError
 from archive.service import anchor_if_due
 from archive.tsa import make_tsa_router
 from capture.api import make_router as make_capture_router
+from capture.queue import Heartbeat
 from coffre.runtime import Runtime, build_runtime
 from coffre.settings import Settings
 from storage import StorageError
@@ -58,10 +59,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 await asyncio.sleep(ANCHOR_CHECK_SECONDS)
 
         task = asyncio.create_task(anchor_periodically())
+        worker = EmbeddedWorker(runtime) if runtime.settings.run_embedded_worker else None
+        if worker is not None:
+            await asyncio.to_thread(worker.start)
         try:
             yield
         finally:
             task.cancel()
+            if worker is not None:
+                await asyncio.to_thread(worker.stop)
 
     app = FastAPI(title="Coffre", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
@@ -99,5 +105,31 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     if runtime.tsa is not None:
         app.include_router(make_tsa_router(runtime.tsa))
     app.include_router(make_router(archive))
-    app.include_router(make_capture_router(archive, runtime.validator))
+    app.include_router(
+        make_capture_router(archive, runtime.validator, runtime.pipeline, runtime.queue.enqueue)
+    )
     return app
+
+
+class EmbeddedWorker:
+    """The embedded default's worker: huey consumer threads inside ``coffre serve``, with a
+    heartbeat so that ``coffre ingest`` knows someone is processing."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        concurrency = runtime.settings.queue.concurrency
+        queue = runtime.bind_worker()
+        for document_id in runtime.pipeline.stale():  # left over from the last run
+            queue.enqueue(document_id)
+        self.consumer = queue.consumer(workers=concurrency, embedded=True)
+        self.consumer.shutdown_timeout = 10
+        self.heartbeat = Heartbeat(lambda: runtime.pipeline.beat(concurrency))
+
+    def start(self) -> None:
+        self.consumer.start()
+        self.heartbeat.start()
+
+    def stop(self) -> None:
+        self.heartbeat.stop()
+        self.runtime.pipeline.retire()
+        self.consumer.stop(graceful=True)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -374,5 +375,16 @@ def quarantine_list(as_json: JsonOpt = False) -> None:
         out.print(f"{q['id']}  {q['filename']}  {q['reason_code']}: {q['reason']}", highlight=False)
 
 
+from coffre import cli_capture  # noqa: E402 - registers on ``app`` defined above
+
+cli_capture.register(app)
+
+from coffre import cli_audit  # noqa: E402
+
+cli_audit.register(app)
+
+
 def main() -> None:
+    # Logs go to stderr: stdout carries the results (--json).
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     app()

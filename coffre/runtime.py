@@ -27,6 +27,8 @@ from archive.service import ensure_default_company, record_configuration
 from archive.timestamp import Timestamper
 from archive.tsa import TimestampAuthority
 from capture.einvoice.validate import Validator
+from capture.pipeline import Pipeline, ScanOptions
+from capture.queue import WorkQueue
 from coffre.settings import Settings, production_problems
 from storage import (
     LocalWormStore,
@@ -49,6 +51,8 @@ class Runtime:
     tsa: TimestampAuthority | None
     dev_pki: DevPki | None
     _validator: Validator | None = None
+    _pipeline: Pipeline | None = None
+    _queue: WorkQueue | None = None
 
     def validator(self) -> Validator:
         """The e-invoice validator, built on first use (its stylesheets compile lazily)."""
@@ -56,6 +60,36 @@ class Runtime:
             rules = self.settings.capture.rules_dir or self.settings.corpora_dir
             self._validator = Validator(rules)
         return self._validator
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """Capture intake and processing over this runtime's archive."""
+        if self._pipeline is None:
+            c = self.settings.capture
+            options = ScanOptions(
+                languages=c.ocr_languages,
+                ocr_timeout=c.ocr_timeout,
+                ocr_jobs=c.ocr_jobs,
+                min_dpi=c.min_dpi,
+                max_pixels=c.max_pixels,
+                lease_seconds=c.lease_seconds,
+                max_attempts=c.max_attempts,
+            )
+            self._pipeline = Pipeline(self.archive, self.validator, options)
+        return self._pipeline
+
+    @property
+    def queue(self) -> WorkQueue:
+        """The job queue (producers and workers build it from the same URL)."""
+        if self._queue is None:
+            self._queue = WorkQueue.from_url(self.settings.queue_url)
+        return self._queue
+
+    def bind_worker(self) -> WorkQueue:
+        """The queue with this runtime's pipeline bound to its tasks (a worker)."""
+        pipeline = self.pipeline
+        self.queue.bind(pipeline.process, pipeline.stale)
+        return self.queue
 
 
 def _read_secret(path: Path | None) -> bytes | None:

@@ -75,6 +75,30 @@ class ArchiveSettings(BaseModel):
 class CaptureSettings(BaseModel):
     #: Where the e-invoice rule artefacts are (EN 16931 XSLT, XSD, BR-FR); default: corpora_dir.
     rules_dir: Path | None = None
+    #: Tesseract languages for the OCR text layer.
+    ocr_languages: str = "fra+eng"
+    #: Seconds one document's conversion and OCR may take before it is retried.
+    ocr_timeout: float = 600.0
+    #: Pages OCR'd in parallel inside one job (each tesseract single-threaded).
+    ocr_jobs: int = 1
+    #: Scans below this resolution are flagged (and still archived).
+    min_dpi: int = 200
+    #: Images with more pixels than this are refused as decompression bombs.
+    max_pixels: int = 200_000_000
+    lease_seconds: int = 1800
+    max_attempts: int = 3
+
+
+class QueueSettings(BaseModel):
+    #: huey queue: ``sqlite:///PATH`` (embedded; default DATA_DIR/queue.db) or
+    #: ``redis://HOST:6379/0`` for workers on several machines.
+    url: str | None = None
+    #: Jobs one worker process runs at once (each OCR job is a single-threaded child
+    #: process: one per core keeps the machine busy).
+    concurrency: int = 2
+    #: ``coffre serve`` also runs a worker in process (embedded default). Production runs
+    #: ``coffre worker`` processes instead.
+    embedded_worker: bool | None = None
 
 
 class Settings(BaseSettings):
@@ -97,6 +121,7 @@ class Settings(BaseSettings):
     journal: JournalSettings = Field(default_factory=JournalSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
 
     @property
     def db_url(self) -> str:
@@ -105,6 +130,16 @@ class Settings(BaseSettings):
     @property
     def objects_dir(self) -> Path:
         return self.storage.local_dir or self.data_dir / "objects"
+
+    @property
+    def queue_url(self) -> str:
+        return self.queue.url or f"sqlite:///{(self.data_dir / 'queue.db').resolve()}"
+
+    @property
+    def run_embedded_worker(self) -> bool:
+        if self.queue.embedded_worker is not None:
+            return self.queue.embedded_worker
+        return self.mode == "embedded"
 
     @property
     def pki_dir(self) -> Path:
@@ -124,6 +159,8 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("COFFRE_STORAGE__S3_SECRET_KEY is the development default")
     if settings.seal.pkcs12_path is None and settings.seal.pkcs11_lib is None:
         problems.append("no seal certificate configured (COFFRE_SEAL__PKCS12_PATH or PKCS#11)")
+    if settings.queue_url.startswith("sqlite"):
+        problems.append("COFFRE_QUEUE__URL must name a Redis server (redis://...)")
     if settings.timestamp.url is None and settings.timestamp.tsa_cert is None:
         problems.append("no TSA configured (COFFRE_TIMESTAMP__URL or COFFRE_TIMESTAMP__TSA_CERT)")
     return problems

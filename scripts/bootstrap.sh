@@ -9,9 +9,13 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-# System packages, by purpose. Later rooms (OCR, browser tests) add theirs here.
-SYSTEM_PACKAGES=(openssl ca-certificates python3 python3-venv python3-pip)
-TEST_SYSTEM_PACKAGES=(softhsm2)
+# System packages, by purpose.
+# OCR and PDF/A: tesseract with French and English, ghostscript, qpdf, poppler (pdftoppm).
+SYSTEM_PACKAGES=(openssl ca-certificates python3 python3-venv python3-pip
+  tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng ghostscript qpdf poppler-utils)
+# Tests: a PKCS#11 token, fonts for synthetic scans, Debian's Chromium for the web pages
+# (driven by Playwright with executable_path=/usr/bin/chromium; never `playwright install`).
+TEST_SYSTEM_PACKAGES=(softhsm2 fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf chromium)
 
 wanted=("${SYSTEM_PACKAGES[@]}")
 [ $want_test -eq 1 ] && wanted+=("${TEST_SYSTEM_PACKAGES[@]}")

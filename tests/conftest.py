@@ -74,7 +74,12 @@ def make_settings(
     **overrides: object,
 ) -> Settings:
     shutil.copytree(pki_template, data_dir / "dev-pki", dirs_exist_ok=True)
-    values: dict[str, object] = {"data_dir": data_dir, "database_url": database_url}
+    # Tests start the embedded worker only where they exercise it.
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "queue": {"embedded_worker": False},
+    }
     if s3 is not None:
         endpoint = s3.endpoint
         values["storage"] = {

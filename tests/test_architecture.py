@@ -13,6 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 import archive.models  # noqa: F401 - registers the tables
+import capture.models  # noqa: F401 - registers the tables
 from storage import current_revision, make_engine, migrate
 from storage.database import alembic_config
 

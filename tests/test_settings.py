@@ -21,6 +21,7 @@ def _production(tmp_path, pki_template, **extra) -> Settings:
             "pkcs12_password_file": pki_template / "dev-seal.password",
         },
         timestamp={"url": "http://tsa.example.invalid/tsa"},
+        queue={"url": "redis://redis:6379/0"},
         **extra,
     )
 
@@ -36,6 +37,7 @@ def test_production_refuses_the_development_seal_even_when_named_explicitly(tmp_
 
 def test_production_lists_every_development_default():
     problems = production_problems(Settings(mode="production"))
-    assert len(problems) == 5
+    assert len(problems) == 6
     assert any("S3_SECRET_KEY" in p for p in problems)
+    assert any("QUEUE__URL" in p for p in problems)
     assert any("seal certificate" in p for p in problems)

@@ -1,0 +1,536 @@
+"""Archival PDF/A of a scan or PDF, with an invisible OCR text layer, and proof it is lossless.
+
+Room: the conversion step of capture. Images are wrapped losslessly by img2pdf (in this
+process: it only copies or losslessly re-packs the pixels), then OCRmyPDF adds the text
+layer and the PDF/A declarations in a child process (see :mod:`._ocrmypdf` for the flags
+and why). Before anything is returned, every page image of the result is decoded and
+compared with the source pixels (ARCHITECTURE invariant 2); JPEG sources must also keep
+their exact bytes. It never alters an image to make a conversion work: it fails loudly,
+naming the page.
+
+It must not archive, journal or touch a database; the caller stores what it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import re
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import img2pdf
+import pikepdf
+from pikepdf.pdfa import validate_written
+from PIL import Image
+
+from capture.errors import (
+    ConversionFailed,
+    ConversionTimeout,
+    LosslessConversionImpossible,
+    PixelMismatch,
+    ResolutionMismatch,
+)
+from capture.scan import _ocrmypdf
+from capture.scan._pdfpage import (
+    content_bytes,
+    encoded_fingerprint,
+    filters,
+    page_content,
+)
+from capture.scan.probe import IMAGE_FORMATS, ScanProbe
+
+#: Modes whose ``tobytes()`` is the exact decoded samples (``P`` is compared expanded).
+_EXACT_MODES = frozenset({"1", "L", "LA", "RGB", "RGBA", "CMYK", "I;16", "I;16B", "I;16L", "I"})
+_VERIFIABLE_MODES = _EXACT_MODES | {"P"}
+# Float rounding in page sizes (img2pdf writes 4 decimals) stays far below this.
+_DPI_TOLERANCE = 1e-3
+_PAGE_SIZE_TOLERANCE_PT = 0.01
+_SKIPPED_PAGE = re.compile(r"^\s*\[OCR skipped on page\(s\) [0-9, -]+\]\s*$")
+_PDFA_FLAVOUR = "2b"
+
+
+@dataclass(frozen=True)
+class PageProof:
+    """What was proven about one page of a converted scan."""
+
+    page: int
+    """1-based page number."""
+    width: int
+    """Pixels."""
+    height: int
+    mode: str
+    """The source's Pillow mode (``1``, ``L``, ``P``, ``RGB``, ``CMYK``...)."""
+    dpi: tuple[float, float] | None
+    """The scan's resolution, which the converted page size was checked to keep; ``None``
+    when the source claims none (the page size is then img2pdf's assumption)."""
+    pixel_sha256: str
+    """SHA-256 of the decoded pixels as Pillow lays them out for ``mode`` (a palette image
+    is hashed expanded to RGB, or RGBA when it has transparency)."""
+    encoding: str
+    """How the image is stored in the PDF: ``DCTDecode passthrough``, ``FlateDecode``,
+    ``CCITTFaxDecode``..."""
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """The archival PDF and what was checked about it."""
+
+    pdf: bytes
+    pages: tuple[PageProof, ...]
+    """One proof per page for scans (``scan-*`` formats). Empty for a born-digital PDF:
+    there, each page's content stream and every image were checked unchanged instead."""
+    text: tuple[str, ...]
+    """Tesseract's text per page; ``""`` where OCR did not run (the page already had text,
+    or ``ocr=False``)."""
+    tools: dict[str, str]
+    """Versions of the tools this conversion used."""
+    pdfa_valid: bool
+    """Whether pikepdf's PDF/A-2b validator approves ``pdf`` (checked here, not assumed)."""
+    pdfa_messages: tuple[str, ...]
+    """The validator's findings when it does not approve."""
+    ocr_languages: str
+    """Tesseract languages used (``""`` when ``ocr=False``)."""
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of every tool a conversion may use (read once per process, then cached)."""
+    return _ocrmypdf.versions()
+
+
+def convert(
+    data: bytes,
+    probe: ScanProbe,
+    *,
+    languages: str = "fra+eng",
+    timeout: float = 600,
+    jobs: int = 1,
+    ocr: bool = True,
+) -> Conversion:
+    """Convert ``data`` (already checked by :func:`capture.scan.probe.probe`) to PDF/A-2b.
+
+    ``languages`` are tesseract's (``fra+eng``); ``timeout`` bounds the OCRmyPDF run in
+    seconds (the pixel proof comes after); ``jobs`` is how many pages OCRmyPDF works on at
+    once, each with a single-threaded tesseract; ``ocr=False`` makes the PDF/A only.
+    Whether the result is PDF/A is measured, not assumed: see ``Conversion.pdfa_valid``.
+
+    Raises:
+        LosslessConversionImpossible: the scan cannot be stored, or proven, unaltered.
+        PixelMismatch: a converted page does not decode to the source pixels.
+        ConversionFailed, ConversionTimeout: OCRmyPDF failed or ran out of time.
+    """
+    _ocrmypdf.check_languages(languages)
+    if jobs < 1:
+        raise ValueError("jobs must be at least 1")
+    if not timeout > 0:
+        raise ValueError("timeout must be positive")
+    ensure_verifiable(probe)
+    with tempfile.TemporaryDirectory(prefix="coffre-scan-") as folder:
+        work = Path(folder)
+        source_pdf, output_pdf, sidecar = work / "in.pdf", work / "out.pdf", work / "text.txt"
+        source_pdf.write_bytes(_input_pdf(data, probe))
+        args = _ocrmypdf.command(
+            source_pdf,
+            output_pdf,
+            sidecar=sidecar if ocr else None,
+            languages=languages,
+            jobs=jobs,
+            ocr=ocr,
+            tesseract_timeout=timeout,
+        )
+        try:
+            _ocrmypdf.run(args, workdir=work, timeout=timeout)
+        except _ocrmypdf.RunFailed as exc:
+            raise _conversion_error(exc, timeout) from exc
+        pdf = output_pdf.read_bytes()
+        sidecar_text = None
+        if ocr:
+            if not sidecar.exists():
+                raise ConversionFailed(
+                    "OCRmyPDF wrote no OCR text", exit_code=0, exit_name=None, stderr_tail=""
+                )
+            sidecar_text = sidecar.read_text("utf-8")
+    proofs = compare_pages(data, probe, pdf)
+    text = _page_texts(sidecar_text, probe.pages)
+    report = validate_written(io.BytesIO(pdf), _PDFA_FLAVOUR)
+    return Conversion(
+        pdf=pdf,
+        pages=proofs,
+        text=text,
+        tools=_tools_used(probe, ocr=ocr),
+        pdfa_valid=report.passed,
+        pdfa_messages=tuple(str(finding) for finding in report.findings),
+        ocr_languages=languages if ocr else "",
+    )
+
+
+def ensure_verifiable(probe: ScanProbe) -> None:
+    """Refuse, before any work, a scan whose pixels could not be proven identical."""
+    if probe.format == "pdf":
+        return
+    for number, info in enumerate(probe.page_info, 1):
+        if info.mode.endswith(";16"):
+            reason = (
+                f"16-bit colour ({info.mode}): Pillow decodes it to 8 bits, "
+                "so its pixels cannot be proven identical"
+            )
+        elif info.mode not in _VERIFIABLE_MODES:
+            reason = f"its colour mode {info.mode} cannot be decoded exactly here"
+        elif "JBIG2Decode" in (info.compression or "") and not shutil.which("jbig2dec"):
+            reason = "it is JBIG2-compressed and jbig2dec is not installed to decode it"
+        else:
+            continue
+        raise LosslessConversionImpossible(
+            f"page {number} cannot be converted verifiably: {reason}", page=number, reason=reason
+        )
+
+
+def compare_pages(source: bytes, probe: ScanProbe, result_pdf: bytes) -> tuple[PageProof, ...]:
+    """Prove that ``result_pdf`` holds exactly the source's page images.
+
+    For a scan, each page of the result must draw one image that decodes to the source
+    pixels (same mode, size and bytes), at the source's resolution; a JPEG must also be
+    the source's JPEG bytes. For a born-digital PDF, each page's content stream must be
+    kept and its images must be the same encoded streams; no proof is returned.
+
+    Raises:
+        PixelMismatch (or ResolutionMismatch), naming the page and what differs.
+        LosslessConversionImpossible: the source cannot be decoded exactly.
+    """
+    ensure_verifiable(probe)
+    try:
+        result = pikepdf.open(io.BytesIO(result_pdf))
+    except pikepdf.PdfError as exc:
+        raise ConversionFailed(
+            f"the converted PDF cannot be read: {exc}",
+            exit_code=None,
+            exit_name=None,
+            stderr_tail="",
+        ) from exc
+    with result:
+        if len(result.pages) != probe.pages:
+            raise PixelMismatch(
+                f"the converted PDF has {len(result.pages)} pages, the source {probe.pages}",
+                page=None,
+                what="page count",
+            )
+        if probe.format == "pdf":
+            _compare_born_digital(source, result)
+            return ()
+        return tuple(
+            _prove_page(number, original, page, probe)
+            for number, (original, page) in enumerate(
+                zip(_source_pages(source, probe), result.pages, strict=True), 1
+            )
+        )
+
+
+# --- Input -------------------------------------------------------------------------------
+
+
+def _input_pdf(data: bytes, probe: ScanProbe) -> bytes:
+    if probe.format in IMAGE_FORMATS:
+        return _wrap_image(data, probe)
+    # A PDF goes as it is; permissions-only encryption (flag "encrypted") is dropped by
+    # OCRmyPDF, as PDF/A requires (a test holds this).
+    return data
+
+
+def _wrap_image(data: bytes, probe: ScanProbe) -> bytes:
+    """img2pdf embeds JPEG bytes as they are and PNG/TIFF pixels losslessly."""
+    resolutions = {info.dpi for info in probe.page_info}
+    layout = None
+    only = next(iter(resolutions))
+    if len(resolutions) == 1 and only is not None:
+        # The resolution the probe read (JFIF, EXIF, pHYs, TIFF tags) decides the page
+        # size, so that the check below compares like with like.
+        layout = img2pdf.get_fixed_dpi_layout_fun(only)
+    try:
+        pdf = img2pdf.convert(data, layout_fun=layout) if layout else img2pdf.convert(data)
+    except Exception as exc:  # img2pdf refuses what it cannot embed without altering it
+        reason = f"img2pdf refused the image: {type(exc).__name__}: {exc}"
+        raise LosslessConversionImpossible(
+            f"the scan cannot be wrapped in a PDF losslessly ({reason})", page=None, reason=reason
+        ) from exc
+    if not pdf:
+        raise LosslessConversionImpossible(
+            "img2pdf produced nothing", page=None, reason="img2pdf produced nothing"
+        )
+    return bytes(pdf)
+
+
+def _conversion_error(exc: _ocrmypdf.RunFailed, timeout: float) -> ConversionFailed:
+    if exc.timed_out:
+        return ConversionTimeout(
+            f"OCRmyPDF did not finish within {timeout:g} s and was stopped",
+            exit_code=None,
+            exit_name=None,
+            stderr_tail=exc.stderr_tail,
+            timeout=timeout,
+        )
+    last = exc.stderr_tail.strip().splitlines()[-1:] or ["no message"]
+    return ConversionFailed(
+        f"OCRmyPDF failed (exit {exc.exit_code}, {exc.exit_name}): {last[0]}",
+        exit_code=exc.exit_code,
+        exit_name=exc.exit_name,
+        stderr_tail=exc.stderr_tail,
+    )
+
+
+# --- Scans -------------------------------------------------------------------------------
+
+
+@dataclass
+class _SourcePage:
+    image: Image.Image
+    #: The JPEG bytes the result must hold unchanged, when the source page is a JPEG.
+    jpeg: bytes | None = None
+    #: For a source PDF: its MediaBox and the encoded fingerprint of its image.
+    mediabox: tuple[float, float, float, float] | None = None
+    fingerprint: str | None = None
+
+
+def _source_pages(source: bytes, probe: ScanProbe) -> Iterator[_SourcePage]:
+    if probe.format == "scan-pdf":
+        yield from _source_pdf_pages(source)
+        return
+    with Image.open(io.BytesIO(source), formats=[IMAGE_FORMATS[probe.format]]) as image:
+        for index in range(probe.pages):
+            image.seek(index)
+            image.load()
+            yield _SourcePage(image, jpeg=source if probe.format == "scan-jpeg" else None)
+
+
+def _source_pdf_pages(source: bytes) -> Iterator[_SourcePage]:
+    with pikepdf.open(io.BytesIO(source)) as pdf:
+        for number, page in enumerate(pdf.pages, 1):
+            drawn = page_content(page).images
+            if len(drawn) != 1:
+                raise LosslessConversionImpossible(
+                    f"page {number} of the source is not a single image",
+                    page=number,
+                    reason="not a single image",
+                )
+            image = drawn[0].image
+            decoded = _decode_pdf_image(image, number, "source")
+            jpeg = bytes(image.read_raw_bytes()) if filters(image) == ("DCTDecode",) else None
+            box = page.mediabox
+            yield _SourcePage(
+                decoded,
+                jpeg=jpeg,
+                mediabox=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+                fingerprint=encoded_fingerprint(image),
+            )
+
+
+def _prove_page(
+    number: int, original: _SourcePage, page: pikepdf.Page, probe: ScanProbe
+) -> PageProof:
+    info = probe.page_info[number - 1]
+    drawn_images = page_content(page).images
+    if len(drawn_images) != 1:
+        raise PixelMismatch(
+            f"page {number}: the converted page draws {len(drawn_images)} images instead of 1",
+            page=number,
+            what="image count",
+        )
+    drawn = drawn_images[0]
+    image = drawn.image
+    if original.jpeg is not None and (
+        filters(image) != ("DCTDecode",) or bytes(image.read_raw_bytes()) != original.jpeg
+    ):
+        raise PixelMismatch(
+            f"page {number}: the JPEG is not stored with its original bytes",
+            page=number,
+            what="jpeg bytes",
+        )
+    expected = _comparable(original.image, number, "source")
+    actual = _comparable(_decode_pdf_image(image, number, "converted"), number, "converted")
+    if expected.mode != actual.mode:
+        raise PixelMismatch(
+            f"page {number}: mode {expected.mode} became {actual.mode}", page=number, what="mode"
+        )
+    if expected.size != actual.size:
+        raise PixelMismatch(
+            f"page {number}: size {expected.size} became {actual.size}", page=number, what="size"
+        )
+    pixels = expected.tobytes()
+    if pixels != actual.tobytes():
+        raise PixelMismatch(
+            f"page {number}: the converted image's pixels differ from the source",
+            page=number,
+            what="pixels",
+        )
+    _check_geometry(number, drawn.width_pt, drawn.height_pt, page, original, info.dpi, actual.size)
+    return PageProof(
+        page=number,
+        width=expected.size[0],
+        height=expected.size[1],
+        mode=original.image.mode,
+        dpi=info.dpi,
+        pixel_sha256=hashlib.sha256(pixels).hexdigest(),
+        encoding=_encoding(image, original),
+    )
+
+
+def _decode_pdf_image(image: pikepdf.Stream, number: int, side: str) -> Image.Image:
+    try:
+        decoded = pikepdf.PdfImage(image).as_pil_image()
+        decoded.load()
+    except Exception as exc:  # an encoding or colour space pikepdf/Pillow cannot decode
+        reason = f"{type(exc).__name__}: {exc}"
+        if side == "source":
+            raise LosslessConversionImpossible(
+                f"page {number}: the source image cannot be decoded to verify it ({reason})",
+                page=number,
+                reason=reason,
+            ) from exc
+        raise PixelMismatch(
+            f"page {number}: the converted image cannot be decoded ({reason})",
+            page=number,
+            what="undecodable",
+        ) from exc
+    return decoded
+
+
+def _comparable(image: Image.Image, number: int, side: str) -> Image.Image:
+    """The image in a mode whose bytes are its exact samples.
+
+    A palette image is expanded through its palette (an exact lookup), so that a reordered
+    palette is not a difference but a changed colour is; every other mode is compared as
+    decoded, so "1" against "L" or "RGB" against "CMYK" is a mismatch, never normalised away.
+    """
+    if image.mode in ("P", "PA"):
+        transparent = image.mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if transparent else "RGB")
+    if image.mode not in _EXACT_MODES:
+        raise PixelMismatch(
+            f"page {number}: the {side} image's mode {image.mode} cannot be compared exactly",
+            page=number,
+            what="mode",
+        )
+    return image
+
+
+def _check_geometry(
+    number: int,
+    width_pt: float,
+    height_pt: float,
+    page: pikepdf.Page,
+    original: _SourcePage,
+    dpi: tuple[float, float] | None,
+    pixels: tuple[int, int],
+) -> None:
+    """The page keeps the scan's size and so its resolution (pixels per inch of paper)."""
+    unit = float(page.obj.get("/UserUnit", 1))
+    box = page.mediabox
+    mediabox = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+    if original.mediabox is not None:
+        same_box = all(
+            math.isclose(a, b, abs_tol=_PAGE_SIZE_TOLERANCE_PT)
+            for a, b in zip(mediabox, original.mediabox, strict=True)
+        )
+        if not same_box:
+            raise ResolutionMismatch(
+                f"page {number}: the page box {original.mediabox} became {mediabox}",
+                page=number,
+                what="page size",
+            )
+    else:
+        # img2pdf makes the page exactly the image: the MediaBox gives the resolution.
+        page_size = (abs(mediabox[2] - mediabox[0]), abs(mediabox[3] - mediabox[1]))
+        if not all(
+            math.isclose(a, b, rel_tol=_DPI_TOLERANCE)
+            for a, b in zip(page_size, (width_pt, height_pt), strict=True)
+        ):
+            raise ResolutionMismatch(
+                f"page {number}: the image ({width_pt:.2f}×{height_pt:.2f} pt) does not fill "
+                f"the page ({page_size[0]:.2f}×{page_size[1]:.2f} pt)",
+                page=number,
+                what="page size",
+            )
+    if dpi is None:
+        return
+    if width_pt <= 0 or height_pt <= 0:
+        raise ResolutionMismatch(
+            f"page {number}: the image is drawn with no size", page=number, what="resolution"
+        )
+    got = (pixels[0] * 72 / (width_pt * unit), pixels[1] * 72 / (height_pt * unit))
+    if not all(math.isclose(a, b, rel_tol=_DPI_TOLERANCE) for a, b in zip(got, dpi, strict=True)):
+        raise ResolutionMismatch(
+            f"page {number}: resolution {dpi[0]:.1f}×{dpi[1]:.1f} dpi "
+            f"became {got[0]:.1f}×{got[1]:.1f} dpi",
+            page=number,
+            what="resolution",
+        )
+
+
+def _encoding(image: pikepdf.Stream, original: _SourcePage) -> str:
+    chain = "+".join(filters(image)) or "uncompressed"
+    if original.jpeg is not None:
+        return "DCTDecode passthrough"
+    if original.fingerprint is not None and original.fingerprint == encoded_fingerprint(image):
+        return f"{chain} passthrough"
+    return chain
+
+
+# --- Born-digital PDFs -------------------------------------------------------------------
+
+
+def _compare_born_digital(source: bytes, result: pikepdf.Pdf) -> None:
+    with pikepdf.open(io.BytesIO(source)) as original:
+        for number, (before, after) in enumerate(zip(original.pages, result.pages, strict=True), 1):
+            if content_bytes(before) not in content_bytes(after):
+                raise PixelMismatch(
+                    f"page {number}: its content stream was rewritten "
+                    "(text or drawings may have been rasterised)",
+                    page=number,
+                    what="content",
+                )
+            images_before = Counter(
+                encoded_fingerprint(drawn.image) for drawn in page_content(before).images
+            )
+            images_after = Counter(
+                encoded_fingerprint(drawn.image) for drawn in page_content(after).images
+            )
+            if images_before != images_after:
+                raise PixelMismatch(
+                    f"page {number}: its images were changed, removed or added",
+                    page=number,
+                    what="images",
+                )
+
+
+# --- Text and tools ------------------------------------------------------------------------
+
+
+def _page_texts(sidecar: str | None, pages: int) -> tuple[str, ...]:
+    """Split OCRmyPDF's sidecar (pages separated by form feeds) into one text per page."""
+    if sidecar is None:
+        return ("",) * pages
+    parts = sidecar.split("\f")
+    if len(parts) == pages + 1 and not parts[-1].strip():
+        parts.pop()
+    if len(parts) != pages:
+        raise ConversionFailed(
+            f"the OCR text has {len(parts)} pages but the PDF has {pages}",
+            exit_code=None,
+            exit_name=None,
+            stderr_tail="",
+        )
+    return tuple("" if _SKIPPED_PAGE.match(part) else part for part in parts)
+
+
+def _tools_used(probe: ScanProbe, *, ocr: bool) -> dict[str, str]:
+    versions = tool_versions()
+    unused = set()
+    if probe.format not in IMAGE_FORMATS:
+        unused.add("img2pdf")
+    if not ocr:
+        unused.update({"tesseract", "pypdfium2"})
+    return {name: version for name, version in versions.items() if name not in unused}
