@@ -26,10 +26,16 @@ class Principal:
     role: Role
     company_id: uuid.UUID | None = None
     fiscal_years: tuple[int, ...] | None = None
+    #: When the token stops working; a Principal kept beyond it (a web session) is refused.
+    expires_at: datetime | None = None
 
     @property
     def actor(self) -> str:
         return f"{self.role.value}:{self.name}"
+
+    def require_live(self) -> None:
+        if self.expires_at is not None and self.expires_at <= utcnow():
+            raise NotAuthenticated("this API token has expired")
 
     def require(self, *roles: Role) -> None:
         if self.role is not Role.admin and self.role not in roles:
@@ -41,6 +47,14 @@ class Principal:
     def require_company(self, company_id: uuid.UUID) -> None:
         if self.company_id is not None and self.company_id != company_id:
             raise AccessDenied("this token is limited to another company", role=self.role.value)
+
+    def require_fiscal_year(self, year: int) -> None:
+        """Auditors see only the fiscal years under review."""
+        if self.fiscal_years is not None and year not in self.fiscal_years:
+            raise AccessDenied(
+                f"this token is limited to the fiscal years {list(self.fiscal_years)}",
+                role=self.role.value,
+            )
 
 
 def hash_token(token: str) -> str:
@@ -86,7 +100,9 @@ def authenticate(session: Session, plain: str | None) -> Principal:
         name=row.name,
         role=Role(row.role),
         company_id=row.company_id,
-        fiscal_years=tuple(row.fiscal_years) if row.fiscal_years else None,
+        # An empty list limits the token to no year at all, never to every year.
+        fiscal_years=tuple(row.fiscal_years) if row.fiscal_years is not None else None,
+        expires_at=row.expires_at,
     )
 
 

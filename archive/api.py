@@ -6,7 +6,18 @@ import hashlib
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Header,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 
 from archive.access import Principal, authenticate
 from archive.bundle import build_bundle, bundle_filename
@@ -14,7 +25,8 @@ from archive.context import Archive
 from archive.deposit import deposit
 from archive.errors import BadInput
 from archive.models import DocumentKind, Role
-from archive.service import describe, get_document, read_artifact, resolve_company
+from archive.search import SearchQuery, search
+from archive.service import describe, fiscal_year, get_document, read_artifact, resolve_company
 from archive.verify import verify_document, verify_journal_report
 from storage import session_scope
 
@@ -55,7 +67,9 @@ def make_router(archive: Archive) -> APIRouter:
         caller.require(*READERS)
         with session_scope(archive.engine, read_only=True) as session:
             document = get_document(session, document_id)
-        caller.require_company(document.company_id)
+            caller.require_company(document.company_id)
+            if caller.fiscal_years is not None:
+                caller.require_fiscal_year(fiscal_year(session, document))
         return document.id
 
     @router.post("/documents", status_code=status.HTTP_201_CREATED)
@@ -137,5 +151,12 @@ def make_router(archive: Archive) -> APIRouter:
     def get_journal_verify(caller: Caller) -> dict[str, Any]:
         caller.require(Role.auditor)
         return verify_journal_report(archive).to_json()
+
+    @router.get("/search")
+    def get_search(caller: Caller, query: Annotated[SearchQuery, Query()]) -> dict[str, Any]:
+        """Documents matching the query within the caller's scope (company, fiscal years),
+        one page of them: ``{total, limit, offset, items}``. Auditors' searches are
+        journaled."""
+        return search(archive, caller, query).to_json()
 
     return router

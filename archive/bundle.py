@@ -171,12 +171,25 @@ def _snapshot(session: Session, document_id: uuid.UUID, anchor: JournalAnchor) -
         query = select(model).where(model.document_id == document.id).order_by(order)
         return list(session.exec(query))
 
+    # What was added after the anchor (a completed scan, a correction) is not in the chain:
+    # it belongs to the next export, not to this one.
+    later = session.exec(
+        select(JournalEvent).where(
+            JournalEvent.subject == subject,
+            JournalEvent.seq > anchor.head_seq,
+            col(JournalEvent.action).in_(("artifact.stored", "invoice.recorded")),
+        )
+    ).all()
+    late_artifacts = {e.payload.get("artifact") for e in later if e.action == "artifact.stored"}
+    late_versions = {e.payload.get("version") for e in later if e.action == "invoice.recorded"}
+    artifacts = [a for a in artifacts if a.name not in late_artifacts]
+    invoices = rows(InvoiceRecord, col(InvoiceRecord.version))
     return _Snapshot(
         document=document,
         company=session.get(Company, document.company_id),
         artifacts=artifacts,
         evidence=evidence_of(session, [a.id for a in artifacts]),
-        invoices=rows(InvoiceRecord, col(InvoiceRecord.version)),
+        invoices=[r for r in invoices if r.version not in late_versions],
         flags=rows(DocumentFlag, col(DocumentFlag.created_at)),
         lifecycle=rows(LifecycleStatus, col(LifecycleStatus.recorded_at)),
         chain=chain,
@@ -342,21 +355,51 @@ def _files(
     actor: str,
     exported_at: datetime,
 ) -> dict[str, _File]:
-    document = snapshot.document
-    subject = f"document:{document.id}"
+    """Every file of the bundle by its path (relative to the bundle's folder)."""
+    files, paths = _artifact_files(snapshot, blobs)
+    files |= _certificate_files(archive, snapshot, blobs)
+    files |= _record_files(snapshot, report, exported_at)
+    files |= _journal_files(snapshot)
+    development = any(is_development_certificate(r) for r in archive.trust_roots)
+    commands = Commands.for_bundle(
+        top=fmt.top_directory(str(snapshot.document.id)),
+        original=paths.get("original"),
+        signature=paths.get("original.p7s"),
+        token=paths.get("original.tsr"),
+        sealed=paths.get("sealed"),
+    )
+    french = readme("fr", commands, development=development)
+    english = readme("en", commands, development=development)
+    files[fmt.README_FR] = _file(fmt.README_FR, french.encode("utf-8"))
+    files[fmt.README_EN] = _file(fmt.README_EN, english.encode("utf-8"))
+    files[fmt.MANIFEST] = _File(
+        _json_bytes(_manifest(snapshot, files, actor=actor, exported_at=exported_at)),
+        "manifest",
+        {},
+    )
+    sums = "".join(
+        f"{hashlib.sha256(item.data).hexdigest()}  {path}\n" for path, item in sorted(files.items())
+    )
+    files[fmt.SHA256SUMS] = _File(sums.encode("ascii"), "checksums", {})
+    return files
+
+
+def _file(path: str, data: bytes, **facts: Any) -> _File:
+    return _File(data, fmt.ROLES[path], facts)
+
+
+def _artifact_files(
+    snapshot: _Snapshot, blobs: dict[str, bytes]
+) -> tuple[dict[str, _File], dict[str, str]]:
+    """The artifacts as stored, and the path each artifact name got."""
     files: dict[str, _File] = {}
-
-    def put(path: str, data: bytes, **facts: Any) -> None:
-        files[path] = _File(data, fmt.ROLES[path], facts)
-
-    by_id = {a.id: a for a in snapshot.artifacts}
     paths: dict[str, str] = {}
+    by_id = {a.id: a for a in snapshot.artifacts}
     for artifact in snapshot.artifacts:
         path = fmt.artifact_path(artifact.name, artifact.media_type)
         while path in files:  # two names made alike by the sanitising: keep both
             path = f"{path}.{len(files)}"
         paths[artifact.name] = path
-        evidence = snapshot.evidence.get(artifact.id)
         facts: dict[str, Any] = {
             "artifact": artifact.name,
             "artifact_role": artifact.role,
@@ -364,122 +407,115 @@ def _files(
         }
         if artifact.of_artifact_id in by_id:
             facts["of"] = by_id[artifact.of_artifact_id].name
+        evidence = snapshot.evidence.get(artifact.id)
         if evidence is not None:
             facts["seal_format"] = evidence.seal_format
-            for field, ref in (
+            for key, ref in (
                 ("signature", evidence.signature_artifact_id),
                 ("timestamp", evidence.timestamp_artifact_id),
             ):
                 if ref in by_id:
-                    facts[field] = by_id[ref].name
+                    facts[key] = by_id[ref].name
         files[path] = _File(blobs[artifact.name], fmt.ARTIFACT_ROLE, facts)
+    return files, paths
 
-    certificates = _collect_certificates(archive, snapshot, blobs)
+
+def _certificate_files(
+    archive: Archive, snapshot: _Snapshot, blobs: dict[str, bytes]
+) -> dict[str, _File]:
+    found = _collect_certificates(archive, snapshot, blobs)
     roots = {cert_sha256(root): _der(root) for root in archive.trust_roots}
     roots_pem = _pem_certificates(roots.values())
-    crls_pem = _pem_crls(certificates.crls.values())
-    put(fmt.ROOTS, roots_pem, certificates=_describe_certificates(roots.values()))
-    for path, ders in ((fmt.SEAL_CERTS, certificates.seal), (fmt.TSA_CERTS, certificates.tsa)):
-        put(
-            path,
-            _pem_certificates(ders.values()),
-            certificates=_describe_certificates(ders.values()),
-        )
-    put(fmt.CRLS, crls_pem)
-    put(fmt.ROOTS_AND_CRLS, roots_pem + crls_pem)
-    development = any(is_development_certificate(r) for r in archive.trust_roots)
+    crls_pem = _pem_crls(found.crls.values())
+    return {
+        fmt.ROOTS: _file(fmt.ROOTS, roots_pem, certificates=_describe_certificates(roots.values())),
+        fmt.SEAL_CERTS: _file(
+            fmt.SEAL_CERTS,
+            _pem_certificates(found.seal.values()),
+            certificates=_describe_certificates(found.seal.values()),
+        ),
+        fmt.TSA_CERTS: _file(
+            fmt.TSA_CERTS,
+            _pem_certificates(found.tsa.values()),
+            certificates=_describe_certificates(found.tsa.values()),
+        ),
+        fmt.CRLS: _file(fmt.CRLS, crls_pem),
+        fmt.ROOTS_AND_CRLS: _file(fmt.ROOTS_AND_CRLS, roots_pem + crls_pem),
+    }
 
+
+def _record_files(
+    snapshot: _Snapshot, report: VerificationReport, exported_at: datetime
+) -> dict[str, _File]:
+    """The document's record and invoice data, and Coffre's verification at export."""
     company = snapshot.company
-    put(
-        fmt.DOCUMENT,
-        _json_bytes(
-            {
-                "document": document.model_dump(mode="json"),
-                "company": company.model_dump(mode="json", include={"id", "name", "siren"})
-                if company is not None
-                else None,
-                "flags": [f.model_dump(mode="json") for f in snapshot.flags],
-                "lifecycle": [s.model_dump(mode="json") for s in snapshot.lifecycle],
-            }
-        ),
-    )
+    document = {
+        "document": snapshot.document.model_dump(mode="json"),
+        "company": company.model_dump(mode="json", include={"id", "name", "siren"})
+        if company is not None
+        else None,
+        "flags": [f.model_dump(mode="json") for f in snapshot.flags],
+        "lifecycle": [s.model_dump(mode="json") for s in snapshot.lifecycle],
+    }
+    verification = {
+        "note": "Coffre's own verification at export time, against its database, its "
+        "storage and its whole journal: a statement by Coffre, not a proof.",
+        "verified_at": instant(exported_at),
+        **report.to_json(),
+    }
+    files = {
+        fmt.DOCUMENT: _file(fmt.DOCUMENT, _json_bytes(document)),
+        fmt.VALIDATION_REPORT: _file(fmt.VALIDATION_REPORT, _json_bytes(verification)),
+    }
     if snapshot.invoices:
-        put(
-            fmt.INVOICE_DATA,
-            _json_bytes(
-                [
-                    r.model_dump(
-                        mode="json",
-                        include={"version", "source", "data", "data_digest", "created_at"},
-                    )
-                    for r in snapshot.invoices
-                ]
-            ),
-        )
-    put(
-        fmt.VALIDATION_REPORT,
-        _json_bytes(
-            {
-                "note": "Coffre's own verification at export time, against its database, "
-                "its storage and its whole journal: a statement by Coffre, not a proof.",
-                "verified_at": instant(exported_at),
-                **report.to_json(),
-            }
-        ),
-    )
+        fields = {"version", "source", "data", "data_digest", "created_at"}
+        versions = [r.model_dump(mode="json", include=fields) for r in snapshot.invoices]
+        files[fmt.INVOICE_DATA] = _file(fmt.INVOICE_DATA, _json_bytes(versions))
+    return files
 
-    chain_rows = [fmt.event_row(e, with_payload=e.subject == subject) for e in snapshot.chain]
-    mine = [row for row in chain_rows if row["subject"] == subject]
-    put(fmt.EVENTS, _json_bytes(mine))
-    put(
-        fmt.CHAIN,
-        b"".join(
-            json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"
-            for row in chain_rows
-        ),
+
+def _journal_files(snapshot: _Snapshot) -> dict[str, _File]:
+    subject = f"document:{snapshot.document.id}"
+    rows = [fmt.event_row(e, with_payload=e.subject == subject) for e in snapshot.chain]
+    chain = b"".join(
+        json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n" for row in rows
     )
     anchor = snapshot.anchor
-    put(
-        fmt.ANCHOR,
-        _json_bytes(
-            {
-                "seq": anchor.seq,
-                "head_seq": anchor.head_seq,
-                "head_hash": anchor.head_hash,
-                "prev_anchor_hash": anchor.prev_anchor_hash,
-                "anchor_hash": anchor.anchor_hash,
-                "hash_alg": anchor.hash_alg,
-                "tst_serial": anchor.tst_serial,
-                "tst_time": instant(anchor.tst_time),
-            }
-        ),
+    anchor_row = {
+        "seq": anchor.seq,
+        "head_seq": anchor.head_seq,
+        "head_hash": anchor.head_hash,
+        "prev_anchor_hash": anchor.prev_anchor_hash,
+        "anchor_hash": anchor.anchor_hash,
+        "hash_alg": anchor.hash_alg,
+        "tst_serial": anchor.tst_serial,
+        "tst_time": instant(anchor.tst_time),
+    }
+    body = anchor_body(
+        seq=anchor.seq,
+        head_seq=anchor.head_seq,
+        head_hash=anchor.head_hash,
+        prev_anchor_hash=anchor.prev_anchor_hash,
     )
-    put(
-        fmt.ANCHOR_BODY,
-        anchor_body(
-            seq=anchor.seq,
-            head_seq=anchor.head_seq,
-            head_hash=anchor.head_hash,
-            prev_anchor_hash=anchor.prev_anchor_hash,
-        ),
-    )
-    put(fmt.ANCHOR_TOKEN, anchor.tst)
-    put(fmt.CHAIN_CHECK, _CHAIN_CHECK_SOURCE.read_bytes())
+    mine = [row for row in rows if row["subject"] == subject]
+    return {
+        fmt.EVENTS: _file(fmt.EVENTS, _json_bytes(mine)),
+        fmt.CHAIN: _file(fmt.CHAIN, chain),
+        fmt.ANCHOR: _file(fmt.ANCHOR, _json_bytes(anchor_row)),
+        fmt.ANCHOR_BODY: _file(fmt.ANCHOR_BODY, body),
+        fmt.ANCHOR_TOKEN: _file(fmt.ANCHOR_TOKEN, anchor.tst),
+        fmt.CHAIN_CHECK: _file(fmt.CHAIN_CHECK, _CHAIN_CHECK_SOURCE.read_bytes()),
+    }
 
-    commands = Commands.for_bundle(
-        top=fmt.top_directory(str(document.id)),
-        original=paths.get("original"),
-        signature=paths.get("original.p7s"),
-        token=paths.get("original.tsr"),
-        sealed=paths.get("sealed"),
-    )
-    put(fmt.README_FR, readme("fr", commands, development=development).encode("utf-8"))
-    put(fmt.README_EN, readme("en", commands, development=development).encode("utf-8"))
 
-    manifest = {
+def _manifest(
+    snapshot: _Snapshot, files: dict[str, _File], *, actor: str, exported_at: datetime
+) -> dict[str, Any]:
+    subject = f"document:{snapshot.document.id}"
+    return {
         "format": fmt.FORMAT,
         "version": fmt.VERSION,
-        "document_id": str(document.id),
+        "document_id": str(snapshot.document.id),
         "subject": subject,
         "exported_at": instant(exported_at),
         "exported_by": actor,
@@ -487,9 +523,9 @@ def _files(
         "journal": {
             "first_seq": snapshot.chain[0].seq,
             "head_seq": snapshot.chain[-1].seq,
-            "anchor_seq": anchor.seq,
-            "events": len(chain_rows),
-            "document_events": len(mine),
+            "anchor_seq": snapshot.anchor.seq,
+            "events": len(snapshot.chain),
+            "document_events": sum(1 for e in snapshot.chain if e.subject == subject),
             "other_subjects": "payload omitted; payload_digest kept so every hash recomputes",
         },
         "files": [
@@ -503,12 +539,6 @@ def _files(
             for path, item in sorted(files.items())
         ],
     }
-    files[fmt.MANIFEST] = _File(_json_bytes(manifest), "manifest", {})
-    sums = "".join(
-        f"{hashlib.sha256(item.data).hexdigest()}  {path}\n" for path, item in sorted(files.items())
-    )
-    files[fmt.SHA256SUMS] = _File(sums.encode("ascii"), "checksums", {})
-    return files
 
 
 def _der(cert: Any) -> bytes:

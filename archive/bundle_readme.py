@@ -132,8 +132,10 @@ What is here
   artifacts/original.p7s      detached CMS seal (cachet serveur) over the original, with
                               its own signature timestamp
   artifacts/original.tsr      RFC 3161 timestamp token over the original's SHA-256
-  artifacts/sealed.pdf        (PDFs deposited as they are) the archival copy with a PAdES
-                              seal, added as an incremental update: the original is its prefix
+  artifacts/sealed.pdf        (when there is one) the archival PDF with a PAdES seal: for a
+                              PDF deposited as it is, that PDF with the seal added as an
+                              incremental update (the original is its beginning); for a
+                              scan, its PDF/A
   artifacts/...               files Coffre derived from it (invoice data invoice.json,
                               validation report, embedded XML)
   certificates/root.pem       the trust root(s) the seals and timestamps chain to
@@ -154,8 +156,8 @@ What is here
   SHA256SUMS                  the same list, for sha256sum
 """,
     "unpack": """\
-Commands. Run them in this order, from the folder the ZIP unpacks to; each must succeed
-(exit status 0).
+Commands. Run them in this order: step 0 where the ZIP is, the others in the folder it
+unpacks to. Each must succeed (exit status 0).
 
 0. Unpack""",
     "sums": """\
@@ -176,7 +178,8 @@ Commands. Run them in this order, from the folder the ZIP unpacks to; each must 
    The same, also checking that no certificate was revoked (CRLs of the bundle):
 {crl}
    -untrusted only hands openssl the TSA certificate to build the chain; root.pem alone
-   is trusted.
+   is trusted (openssl may warn that tsa.pem "is not a CA cert": expected, it is the
+   TSA's own certificate).
 """,
     "cms": """\
 4. Detached seal (CMS, cachet serveur) over the original. Expect "Verification successful".
@@ -219,9 +222,10 @@ Commands. Run them in this order, from the folder the ZIP unpacks to; each must 
    head_hash) and its SHA-256 is what the token covers. Expect "Verification: OK".
 {anchor}
    The chain holds every event between the document's first event and the anchor, so no
-   event of this document can be missing from it. Events of other documents are given
-   without their payload: a hash covers the payload's digest (payload_digest), not the
-   payload, so the chain recomputes all the same, and other companies' data stay private.
+   event of this document up to the anchor can be missing from it (the export itself is
+   journaled after it). Events of other subjects (other documents...) are given without
+   their payload: a hash covers the payload's digest (payload_digest), not the payload,
+   so the chain recomputes all the same, and other companies' data stay private.
 """,
     "coffre": """\
 7. Everything at once, with Coffre's verifier (Coffre installed; it needs no server, no
@@ -254,8 +258,10 @@ Contenu
   artifacts/original.p7s      cachet serveur détaché (CMS) sur l'original, avec son propre
                               horodatage de signature
   artifacts/original.tsr      jeton d'horodatage RFC 3161 sur le SHA-256 de l'original
-  artifacts/sealed.pdf        (PDF déposés tels quels) la copie d'archivage scellée PAdES,
-                              par mise à jour incrémentale : l'original en est le début
+  artifacts/sealed.pdf        (s'il existe) le PDF d'archivage scellé PAdES : pour un PDF
+                              déposé tel quel, ce PDF avec le cachet ajouté par mise à jour
+                              incrémentale (l'original en est le début) ; pour une
+                              numérisation, son PDF/A
   artifacts/...               fichiers que Coffre en a tirés (données de facture
                               invoice.json, rapport de validation, XML embarqué)
   certificates/root.pem       la ou les racines de confiance des cachets et horodatages
@@ -278,8 +284,8 @@ Contenu
   SHA256SUMS                  la même liste, pour sha256sum
 """,
     "unpack": """\
-Commandes. Lancez-les dans cet ordre, depuis le dossier créé par la décompression ;
-chacune doit réussir (code de retour 0).
+Commandes. Lancez-les dans cet ordre : l'étape 0 là où se trouve le ZIP, les autres dans
+le dossier créé par la décompression. Chacune doit réussir (code de retour 0).
 
 0. Décompresser""",
     "sums": """\
@@ -302,7 +308,8 @@ chacune doit réussir (code de retour 0).
    La même, en vérifiant aussi qu'aucun certificat n'est révoqué (CRL du dossier) :
 {crl}
    -untrusted donne seulement à openssl le certificat de l'autorité d'horodatage pour
-   construire la chaîne ; seule root.pem est de confiance.
+   construire la chaîne ; seule root.pem est de confiance (openssl peut avertir que
+   tsa.pem « is not a CA cert » : c'est normal, c'est le certificat de l'autorité).
 """,
     "cms": """\
 4. Cachet serveur détaché (CMS) sur l'original. Résultat attendu : « Verification successful ».
@@ -349,10 +356,11 @@ chacune doit réussir (code de retour 0).
    « Verification: OK ».
 {anchor}
    La chaîne contient tous les événements entre le premier événement du document et
-   l'ancre : aucun événement de ce document ne peut y manquer. Les événements des autres
-   documents y figurent sans leur contenu (payload) : une empreinte couvre le condensé du
-   contenu (payload_digest), pas le contenu, la chaîne se recalcule donc de même, et les
-   données des autres sociétés restent confidentielles.
+   l'ancre : aucun événement de ce document jusqu'à l'ancre ne peut y manquer (l'export
+   lui-même est journalisé après). Les événements d'autres sujets (autres documents...)
+   y figurent sans leur contenu (payload) : une empreinte couvre le condensé du contenu
+   (payload_digest), pas le contenu, la chaîne se recalcule donc de même, et les données
+   des autres sociétés restent confidentielles.
 """,
     "coffre": """\
 7. Tout à la fois, avec le vérificateur de Coffre (Coffre installé ; il n'a besoin ni de

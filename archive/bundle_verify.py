@@ -4,10 +4,11 @@ who does not trust Coffre: no database, no server, no settings, nothing fetched.
 Checks, each named after the file it concerns: the file lists (SHA256SUMS, manifest);
 which roots are trusted; the certificates and CRLs; each artifact against the SHA-256 the
 journal recorded; the detached CMS seal, the RFC 3161 token and the PAdES seal against
-the trust roots; the journal chain segment recomputed, the document's events complete in
-it, the anchor over its head and the anchor's token; the invoice data against the digests
-the journal recorded. By default the roots shipped in the bundle are trusted and the
-report says so; an auditor pins their own with ``trust_roots``.
+the trust roots; renewals of detached evidence (``archive.renewal``); the journal chain
+segment recomputed, the document's events complete in it, the anchor over its head and
+the anchor's token; the invoice data against the digests the journal recorded. By
+default the roots shipped in the bundle are trusted and the report says so; an auditor
+pins their own with ``trust_roots``.
 
 This room reads bytes and reports; it never repairs, and never raises for a bundle that
 is readable but wrong (only :class:`BundleUnreadable` when it cannot be read at all).
@@ -15,6 +16,7 @@ is readable but wrong (only :class:`BundleUnreadable` when it cannot be read at 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
@@ -34,6 +36,7 @@ from archive.canonical import canonical_digest
 from archive.errors import ArchiveError
 from archive.journal import anchor_body
 from archive.pki import cert_sha256, is_development_certificate
+from archive.renewal import RENEWAL_NAME, Renewal, check_renewals
 from archive.seal_check import validate_detached_seal, validate_pdf_seal
 from archive.timestamp import verify_timestamp
 from archive.verify import Check
@@ -185,6 +188,8 @@ class _Verifier:
         #: The chain rows and the document's rows of it (recorded facts come from these).
         self.chain: list[dict[str, Any]] = []
         self.mine: list[dict[str, Any]] = []
+        #: Per detached artifact: when its renewals hold, the time of renewal 1.
+        self.moments: dict[str, dt.datetime | None] = {}
         entries = [e for e in bundle.manifest["files"] if isinstance(e, dict)]
         self.artifacts = {
             str(e.get("artifact")): e for e in entries if e.get("role") == fmt.ARTIFACT_ROLE
@@ -295,26 +300,32 @@ class _Verifier:
             raise _Unusable(f"{path} holds no readable PEM certificate: {exc}") from exc
 
     def check_trust(self) -> None:
-        shipped = self.certificates(fmt.ROOTS)
         if self.pinned is not None:
+            # The auditor's roots; the bundle's own root.pem is only compared with them.
             self.roots = self.pinned
-            same = {cert_sha256(c) for c in shipped} & {cert_sha256(c) for c in self.pinned}
-            self.trust = f"pinned roots given by the auditor ({len(self.pinned)} certificate(s))"
+            try:
+                shipped = {cert_sha256(c) for c in self.certificates(fmt.ROOTS)}
+            except _Unusable:
+                shipped = set()
+            source = f"pinned roots given by the auditor ({len(self.pinned)} certificate(s)"
             detail = (
                 "the bundle ships the same root"
-                if same
-                else "the bundle's root.pem is another root: only the pinned roots are trusted"
+                if shipped & {cert_sha256(c) for c in self.pinned}
+                else "the bundle's root.pem is not a pinned root and is not trusted"
             )
         else:
-            self.roots = shipped
-            development = any(is_development_certificate(c) for c in shipped)
-            self.trust = "bundle-provided roots" + (
-                " (development PKI)"
-                if development
-                else " (not pinned: compare certificates/root.pem with a root you obtained "
-                "yourself, or pin it with --trust)"
-            )
+            self.roots = self.certificates(fmt.ROOTS)
+            source = "bundle-provided roots ("
             detail = "trust taken from the bundle itself"
+        if any(is_development_certificate(c) for c in self.roots):
+            self.trust = source + ("; " if self.pinned else "") + "development PKI)"
+        elif self.pinned is not None:
+            self.trust = source + ")"
+        else:
+            self.trust = (
+                source + "not pinned: compare certificates/root.pem with a root you "
+                "obtained yourself, or pin it with --trust)"
+            )
         fingerprints = ", ".join(cert_sha256(c)[:16] + "…" for c in self.roots)
         self.add(
             f"{fmt.ROOTS}: trust roots",
@@ -643,11 +654,60 @@ class _Verifier:
         entry = self.artifacts.get(name, {})
         return self.artifact(str(entry.get(key) or f"{name}{suffix}"))
 
+    def renewal_moment(self, name: str) -> dt.datetime | None:
+        """Check the renewals of a detached artifact (once; ``archive.renewal``): the
+        instant its seal and first token must have been valid at, when the chain holds."""
+        if name in self.moments:
+            return self.moments[name]
+        parts: dict[int, dict[str, str]] = {}
+        for other in self.artifacts:
+            match = RENEWAL_NAME.match(other)
+            if match and match["artifact"] == name:
+                parts.setdefault(int(match["n"]), {})[match["part"]] = other
+        self.moments[name] = None
+        if not parts:
+            return None
+
+        def run() -> None:
+            _, data = self.artifact(name)
+            entry = self.artifacts.get(name, {})
+            base = {}
+            for key, suffix in (("signature", ".p7s"), ("timestamp", ".tsr")):
+                evidence_name = str(entry.get(key) or f"{name}{suffix}")
+                base[evidence_name] = self.artifact(evidence_name)[1]
+            renewals = [
+                Renewal(
+                    n=n,
+                    body=self.artifact(found.get("json", f"{name}.renewal-{n}.json"))[1],
+                    token=self.artifact(found.get("tsr", f"{name}.renewal-{n}.tsr"))[1],
+                )
+                for n, found in sorted(parts.items())
+            ]
+            verdict = check_renewals(
+                artifact=name,
+                artifact_sha256=_sha256(data),
+                evidence=base,
+                renewals=renewals,
+                trust_roots=self.roots,
+                crls=self.crls,
+            )
+            for check_name, ok, detail in verdict.checks:
+                self.add(f"artifact {name}: {check_name}", ok, detail)
+            self.moments[name] = verdict.base_moment
+
+        self.guarded(f"artifact {name}: renewals", run)
+        return self.moments[name]
+
     def check_detached(self, sealed: dict[str, Any]) -> None:
         name = str(sealed["artifact"])
         path, data = self.artifact(name)
         sig_path, cms_der = self.evidence_file(name, "signature", ".p7s")
         result = validate_detached_seal(data, cms_der, trust_roots=self.roots, crls=self.crls)
+        moment = self.renewal_moment(name)
+        if not result.ok and moment is not None:
+            result = validate_detached_seal(
+                data, cms_der, trust_roots=self.roots, crls=self.crls, moment=moment
+            )
         detail = "; ".join(result.problems) or str(result.level)
         self.add(f"{sig_path}: detached seal over {path}", result.ok, detail)
         self.signer_is_recorded(sig_path, result.signer_cert_sha256, sealed)
@@ -657,6 +717,11 @@ class _Verifier:
         path, data = self.artifact(name)
         tsr_path, tsr = self.evidence_file(name, "timestamp", ".tsr")
         result = verify_timestamp(tsr, data=data, trust_roots=self.roots, crls=self.crls)
+        moment = self.renewal_moment(name)
+        if not result.ok and moment is not None:
+            result = verify_timestamp(
+                tsr, data=data, trust_roots=self.roots, crls=self.crls, moment=moment
+            )
         problems = list(result.problems)
         stamped = self.recorded("artifact.timestamped", name)
         if not stamped:

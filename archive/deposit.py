@@ -37,8 +37,9 @@ from archive.models import (
     InvoiceRecord,
 )
 from archive.pdf_input import PDF_MEDIA_TYPE, check_pdf
+from archive.search import document_text, index_document
 from archive.service import anchor_if_due, artifact_store_facts, quarantine, resolve_company
-from storage import StoredObject, session_scope
+from storage import MAX_SEGMENT_BYTES, PutItem, StoredObject, session_scope
 from storage.types import utcnow
 
 CMS_MEDIA_TYPE = "application/pkcs7-signature"
@@ -215,12 +216,20 @@ class _Prepared:
     stored: dict[str, tuple[StoredObject, str, str]]
     #: content artifact name -> seal and timestamp facts for its evidence row
     evidence: dict[str, dict[str, Any]]
+    #: What the document says, for the search index (None: nothing readable yet).
+    text: str | None = None
 
 
 def _key(company: Company, sha256: str, name: str, digest: str) -> str:
     # Content-addressed under the document's fingerprint: a retried deposit that seals
-    # again (new signature bytes) writes beside the first attempt, never over it.
-    return f"documents/{company.id}/{sha256}/{name}/{digest}"
+    # again (new signature bytes) writes beside the first attempt, never over it. One
+    # directory per document (not per artifact): each new directory costs the local store
+    # two more disk flushes. Older documents keep their "{name}/{digest}" keys (recorded
+    # per artifact); that layout remains for a name too long to carry the digest.
+    last = name.rpartition("/")[2]
+    if len(f"{last}.{digest}".encode()) > MAX_SEGMENT_BYTES:
+        return f"documents/{company.id}/{sha256}/{name}/{digest}"
+    return f"documents/{company.id}/{sha256}/{name}.{digest}"
 
 
 def _prepare(
@@ -255,19 +264,26 @@ def _prepare(
     for item in submission.derived:
         parts[item.name] = (item.data, item.media_type, "derived")
     stored = _store(archive, company, sha256, parts)
-    return _Prepared(sha256=sha256, size=len(data), stored=stored, evidence=evidence)
+    text = document_text(
+        submission.derived, original=data, original_media_type=submission.media_type
+    )
+    return _Prepared(sha256=sha256, size=len(data), stored=stored, evidence=evidence, text=text)
 
 
 def _store(
     archive: Archive, company: Company, sha256: str, parts: dict[str, tuple[bytes, str, str]]
 ) -> dict[str, tuple[StoredObject, str, str]]:
     until = retention_until(utcnow(), company.retention_years)
-    stored = {}
-    for name, (blob, media, role) in parts.items():
-        key = _key(company, sha256, name, hashlib.sha256(blob).hexdigest())
-        obj = archive.store.put(key, blob, retain_until=until, content_type=media)
-        stored[name] = (obj, media, role)
-    return stored
+    items = [
+        PutItem(_key(company, sha256, name, hashlib.sha256(blob).hexdigest()), blob, media)
+        for name, (blob, media, _) in parts.items()
+    ]
+    # One batch: the store flushes the document's files together and each directory once.
+    objects = archive.store.put_many(items, retain_until=until)
+    return {
+        name: (obj, media, role)
+        for (name, (_, media, role)), obj in zip(parts.items(), objects, strict=True)
+    }
 
 
 def _seal_facts(seal: Any, seal_format: str) -> dict[str, Any]:
@@ -336,6 +352,7 @@ def _record(
     _add_invoice(session, document, submission.invoice, actor, log)
     _add_flags(session, document, submission.flags, log)
     _change_state(document, submission.state, log)
+    index_document(session, document, text=prepared.text)
     session.flush()
     assert "original" in artifacts
     return document
@@ -510,6 +527,7 @@ def complete(
         _add_invoice(session, current, completion.invoice, actor, log)
         _add_flags(session, current, completion.flags, log)
         _change_state(current, completion.state, log)
+        index_document(session, current, text=document_text(completion.derived))
         session.flush()
         session.expunge(current)
     anchor_if_due(archive)
@@ -542,6 +560,7 @@ def fail(
 
         _add_flags(session, current, (flag,), log)
         _change_state(current, state, log)
+        index_document(session, current)
     return True
 
 

@@ -9,11 +9,12 @@ moves, and every move is journaled.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -244,3 +245,53 @@ class LifecycleStatus(SQLModel, table=True):
     platform_message_id: str | None = None
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     recorded_by: str = "system"
+
+
+class SearchEntry(SQLModel, table=True):
+    """One document as auditors search it (see archive.search).
+
+    A derived, mutable, rebuildable table, not evidence: ``archive.search`` rewrites a row
+    whenever its document is archived or its invoice data or state changes, and
+    ``archive.search.reindex`` rebuilds every row from the registry and the stored text.
+    The full-text index over ``terms`` is dialect-specific DDL of migration 0004 (an FTS5
+    table kept in step by triggers on SQLite, a stored tsvector column with a GIN index on
+    PostgreSQL).
+    """
+
+    __tablename__ = "search_index"
+    __table_args__ = (
+        Index("ix_search_index_company_issue_date", "company_id", "issue_date"),
+        Index("ix_search_index_company_received_at", "company_id", "received_at"),
+        Index("ix_search_index_company_total_ttc", "company_id", "total_ttc"),
+        Index(
+            "ix_search_index_supplier_key",
+            "supplier_key",
+            postgresql_ops={"supplier_key": "text_pattern_ops"},
+        ),
+    )
+
+    #: An INTEGER PRIMARY KEY: the stable rowid SQLite's FTS5 table points at.
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: uuid.UUID = Field(foreign_key="document.id", unique=True)
+    #: Indexed by the composite indexes above, each led by the company.
+    company_id: uuid.UUID = Field(foreign_key="company.id")
+    kind: str
+    state: str = Field(index=True)
+    supplier_name: str | None = None
+    #: ``supplier_name`` folded (lower case, no accents, words joined by one space).
+    supplier_key: str | None = None
+    siren: str | None = Field(default=None, index=True, max_length=9)
+    vat: str | None = Field(default=None, index=True)
+    invoice_number: str | None = Field(default=None, index=True)
+    issue_date: date | None = None
+    #: Calendar year of ``issue_date``, else of ``received_at`` in Paris: what a token's
+    #: ``fiscal_years`` limit.
+    fiscal_year: int = Field(index=True)
+    total_ttc: Decimal | None = Field(default=None, sa_column=Column(Numeric(18, 2)))
+    currency: str | None = None
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    #: The document's text as read (OCR text, e-invoice XML text), for snippets.
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    #: Folded words of the invoice fields and ``text``: what the full-text index covers.
+    terms: str = Field(default="", sa_column=Column(Text, nullable=False))
+    indexed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -44,6 +44,7 @@ __all__ = [
     "cert_sha256",
     "ensure_dev_pki",
     "is_development_certificate",
+    "issue_certificate",
     "load_certificates",
     "load_crl",
     "load_pkcs12",
@@ -184,6 +185,34 @@ def ensure_dev_pki(
             crl = _make_crl(root, root_key, now)
             _write(pki.crl, crl.public_bytes(serialization.Encoding.DER))
     return pki
+
+
+def issue_certificate(
+    kind: Literal["seal", "tsa"],
+    *,
+    root: x509.Certificate,
+    root_key: PrivateKey,
+    validity: dt.timedelta,
+    not_before: dt.datetime | None = None,
+    organisation: str = "Coffre",
+    crl_url: str = DEFAULT_CRL_URL,
+    key_type: KeyType = "rsa",
+    rsa_bits: int = 2048,
+) -> tuple[PrivateKey, x509.Certificate]:
+    """A development seal or TSA certificate under ``root`` with a chosen lifetime.
+
+    For renewal drills and tests: evidence whose certificates expire soon, or a TSA whose
+    certificate was valid at some past instant (``not_before``, default now). ``rsa_bits``
+    below 2048 makes deliberately weak keys for deny-list checks.
+    """
+    now = not_before or dt.datetime.now(dt.UTC)
+    key: PrivateKey = (
+        rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+        if key_type == "rsa"
+        else _new_key(key_type)
+    )
+    make = _make_tsa if kind == "tsa" else _make_seal
+    return key, make(key, root, root_key, organisation, crl_url, now, validity)
 
 
 def is_development_certificate(cert: x509.Certificate | asn1_x509.Certificate | bytes) -> bool:
@@ -334,6 +363,7 @@ def _leaf_builder(
     root: x509.Certificate,
     crl_url: str,
     now: dt.datetime,
+    validity: dt.timedelta | None = None,
 ) -> x509.CertificateBuilder:
     root_ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     return (
@@ -343,7 +373,7 @@ def _leaf_builder(
         .public_key(key.public_key())
         .serial_number(_serial())
         .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + dt.timedelta(days=365 * _LEAF_YEARS))
+        .not_valid_after(now + (validity or dt.timedelta(days=365 * _LEAF_YEARS)))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
@@ -388,10 +418,11 @@ def _make_seal(
     organisation: str,
     crl_url: str,
     now: dt.datetime,
+    validity: dt.timedelta | None = None,
 ) -> x509.Certificate:
     subject = _dev_name(organisation, f"{organisation} cachet serveur")
     return (
-        _leaf_builder(key, subject, root, crl_url, now)
+        _leaf_builder(key, subject, root, crl_url, now, validity)
         .add_extension(_signing_key_usage(), critical=True)
         .sign(root_key, hashes.SHA256())
     )
@@ -404,10 +435,11 @@ def _make_tsa(
     organisation: str,
     crl_url: str,
     now: dt.datetime,
+    validity: dt.timedelta | None = None,
 ) -> x509.Certificate:
     subject = _dev_name(organisation, f"{organisation} TSA")
     return (
-        _leaf_builder(key, subject, root, crl_url, now)
+        _leaf_builder(key, subject, root, crl_url, now, validity)
         .add_extension(_signing_key_usage(), critical=True)
         # RFC 3161 §2.3: the TSA certificate has exactly this EKU, marked critical.
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)

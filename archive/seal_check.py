@@ -78,17 +78,27 @@ def validate_detached_seal(
     *,
     trust_roots: Sequence[Any],
     crls: Iterable[bytes | x509.CertificateRevocationList] = (),
+    moment: dt.datetime | None = None,
 ) -> SealCheck:
-    """Check a detached CMS over ``data``; CRLs embedded in the CMS are used too."""
-    return _run(_validate_detached_seal(data, cms_der, trust_roots, [_crl_der(c) for c in crls]))
+    """Check a detached CMS over ``data``; CRLs embedded in the CMS are used too.
+
+    ``moment`` (default now) is when the certificates must have been valid: the time of a
+    later timestamp that covers this seal (see :mod:`archive.renewal`).
+    """
+    return _run(
+        _validate_detached_seal(data, cms_der, trust_roots, [_crl_der(c) for c in crls], moment)
+    )
 
 
-def _offline_context(trust_roots: Sequence[Any], crls: Iterable[bytes]) -> ValidationContext:
+def _offline_context(
+    trust_roots: Sequence[Any], crls: Iterable[bytes], moment: dt.datetime | None = None
+) -> ValidationContext:
     return ValidationContext(
         trust_roots=[to_asn1(c) for c in trust_roots],
         crls=list(crls),
         allow_fetching=False,
         revocation_mode="soft-fail",
+        moment=moment,
     )
 
 
@@ -161,7 +171,11 @@ async def _validate_pdf_seal(
 
 
 async def _validate_detached_seal(
-    data: bytes, cms_der: bytes, trust_roots: Sequence[Any], crls: list[bytes]
+    data: bytes,
+    cms_der: bytes,
+    trust_roots: Sequence[Any],
+    crls: list[bytes],
+    moment: dt.datetime | None = None,
 ) -> SealCheck:
     def failed(problem: str) -> SealCheck:
         return SealCheck(False, False, False, False, None, None, None, None, (problem,))
@@ -175,7 +189,7 @@ async def _validate_detached_seal(
         signer_cert = _signer_certificate(signed_data)
     except (ValueError, TypeError, KeyError) as exc:
         return failed(f"the signature file cannot be read: {exc}")
-    context = _offline_context(trust_roots, [*crls, *embedded])
+    context = _offline_context(trust_roots, [*crls, *embedded], moment)
     problems: list[str] = []
     try:
         status = await async_validate_detached_cms(data, signed_data, context, context)

@@ -168,6 +168,20 @@ def get_document(session: Session, document_id: uuid.UUID | str) -> Document:
     return document
 
 
+def fiscal_year(session: Session, document: Document) -> int:
+    """The fiscal year a document belongs to: the calendar year of its invoice's issue date
+    (latest invoice data version), else of its receipt."""
+    issue = session.exec(
+        select(InvoiceRecord.data)
+        .where(InvoiceRecord.document_id == document.id)
+        .order_by(col(InvoiceRecord.version).desc())
+        .limit(1)
+    ).first()
+    if issue and issue.get("issue_date"):
+        return int(str(issue["issue_date"])[:4])
+    return document.received_at.year
+
+
 def artifacts_of(session: Session, document_id: uuid.UUID) -> list[Artifact]:
     query = select(Artifact).where(Artifact.document_id == document_id)
     return list(session.exec(query.order_by(col(Artifact.created_at), col(Artifact.name))))

@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from archive.invoice import InvoiceData
+from bench import synthetic_scans
 from bench.synthetic_scans import generate, own_sirens
 from capture.scan.extract import Extraction, extract, normalise_name
 from capture.scan.text import words_from_pdf
@@ -122,12 +123,14 @@ class Sample:
 def _make_sample(seed: int, engine: str, cache: str) -> Sample:
     """Generate, OCR and cache one synthetic scan (runs in a worker process)."""
     folder = Path(cache)
-    meta = folder / f"seed-{seed}.{engine}.pickle"
+    # Keyed by the generator's source too: a changed generator draws other pages.
+    generator = hashlib.sha256(Path(synthetic_scans.__file__).read_bytes()).hexdigest()[:12]
+    meta = folder / f"seed-{seed}.{generator}.{engine}.pickle"
     if meta.exists():
-        sample: Sample = pickle.loads(meta.read_bytes())
-        if sample.pdf.exists():
-            sample.ocr_seconds = None
-            return sample
+        # A plain dict (not a Sample), so the cache does not depend on how this ran.
+        record = pickle.loads(meta.read_bytes())
+        if Path(record["pdf"]).exists():
+            return Sample(**{**record, "pdf": Path(record["pdf"]), "ocr_seconds": None})
     scan = generate(seed)
     digest = hashlib.sha256(scan.png).hexdigest()[:16]
     pdf_path = folder / f"seed-{seed}-{digest}.{engine}.pdf"
@@ -136,7 +139,7 @@ def _make_sample(seed: int, engine: str, cache: str) -> Sample:
     seconds = time.perf_counter() - start
     pdf_path.write_bytes(pdf)
     sample = Sample(seed, scan.layout, scan.font, scan.truth, pdf_path, seconds)
-    meta.write_bytes(pickle.dumps(sample))
+    meta.write_bytes(pickle.dumps({**vars(sample), "pdf": str(pdf_path)}))
     return sample
 
 
@@ -212,7 +215,17 @@ def _mean(values: list[float]) -> str:
 
 def table(title: str, scores: dict[str, FieldScore], fields: tuple[str, ...]) -> Table:
     t = Table(title=title)
-    for col in ("field", "n", "exact", "accuracy", "missed", "wrong", "spurious", "conf ok", "conf wrong"):
+    for col in (
+        "field",
+        "n",
+        "exact",
+        "accuracy",
+        "missed",
+        "wrong",
+        "spurious",
+        "conf ok",
+        "conf wrong",
+    ):
         t.add_column(col, justify="left" if col == "field" else "right")
     for name in fields:
         s = scores.get(name)
@@ -312,11 +325,7 @@ def run_real(corpora: Path, console: Console, show_errors: bool) -> None:
         result = extract(pages)
         before = {n: (s.right, s.evaluated) for n, s in scores.items()}
         score(scores, result.invoice, truth, fields, errors, tag=pdf_path.stem, equal=_real_equal)
-        right = [
-            n
-            for n, s in scores.items()
-            if s.right - before.get(n, (0, 0))[0] == 1
-        ]
+        right = [n for n, s in scores.items() if s.right - before.get(n, (0, 0))[0] == 1]
         checked = sum(s.evaluated - before.get(n, (0, 0))[1] for n, s in scores.items())
         lang = str(record.get("country_code", "") or "").upper() or "?"
         per_file.add_row(pdf_path.stem, lang, f"{len(right)} / {checked}", ", ".join(right))
@@ -348,13 +357,17 @@ def _engine(args: argparse.Namespace, console: Console) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=60)
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=None, help="keep OCR'd PDFs here")
     parser.add_argument("--ocrmypdf", action="store_true", help="call the ocrmypdf CLI directly")
-    parser.add_argument("--no-own-sirens", action="store_true", help="do not tell the buyer's SIRENs")
+    parser.add_argument(
+        "--no-own-sirens", action="store_true", help="do not tell the buyer's SIRENs"
+    )
     parser.add_argument(
         "--corpora",
         type=Path,
@@ -371,7 +384,9 @@ def main() -> None:
         seeds = list(range(args.first_seed, args.first_seed + args.n))
         start = time.perf_counter()
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            samples = list(pool.map(_make_sample, seeds, [engine] * len(seeds), [str(cache)] * len(seeds)))
+            samples = list(
+                pool.map(_make_sample, seeds, [engine] * len(seeds), [str(cache)] * len(seeds))
+            )
         wall = time.perf_counter() - start
 
         scores: dict[str, FieldScore] = {}
@@ -409,9 +424,7 @@ def main() -> None:
         f"text layer + extraction: {1000 * extract_seconds / max(len(samples), 1):.0f} ms/page; "
         f"totals_inconsistent flagged on {flagged} pages"
     )
-    missed_targets = [
-        n for n in TARGETS if (acc := scores[n].accuracy) is None or acc < TARGET
-    ]
+    missed_targets = [n for n in TARGETS if (acc := scores[n].accuracy) is None or acc < TARGET]
     console.print(
         "targets (≥ 95 % exact): "
         + ("all met" if not missed_targets else "missed for " + ", ".join(missed_targets))

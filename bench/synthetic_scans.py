@@ -642,6 +642,7 @@ class Labels:
     vat_line: str  # "{rate}" is replaced
     columns: tuple[str, str, str, str, str]
     original: str
+    breakdown_heads: tuple[str, str, str]
 
 
 def _labels(rng: random.Random, inv: Invoice, english: bool) -> Labels:
@@ -662,6 +663,7 @@ def _labels(rng: random.Random, inv: Invoice, english: bool) -> Labels:
             vat_line="VAT {rate}",
             columns=("Description", "Qty", "Unit price", "VAT", "Amount"),
             original="Related invoice:",
+            breakdown_heads=("Rate", "Base", "VAT"),
         )
     title = "AVOIR" if inv.credit_note else rng.choice(("FACTURE", "Facture", "FACTURE"))
     number = (
@@ -701,6 +703,9 @@ def _labels(rng: random.Random, inv: Invoice, english: bool) -> Labels:
             )
         ),
         original="Facture d'origine :",
+        breakdown_heads=rng.choice(
+            (("Taux", "Base HT", "Montant TVA"), ("Taux TVA", "Base", "TVA"), ("TVA", "HT", "TVA"))
+        ),
     )
 
 
@@ -828,8 +833,7 @@ class Page:
         return y
 
     def breakdown_table(self, x: float, y: float) -> float:
-        c, st, english = self.canvas, self.style, self.labels.title.isascii()
-        heads = ("Taux", "Base HT", "Montant TVA") if not english else ("Rate", "Base", "VAT")
+        c, st, heads = self.canvas, self.style, self.labels.breakdown_heads
         cols = (x, x + 38, x + 70)
         for cx, head in zip(cols, heads, strict=True):
             c.text(cx, y, head, 0.9, bold=True, align="left" if cx == x else "right")
@@ -961,7 +965,7 @@ def _layout_banded(p: Page) -> None:
 
 def _layout_english(p: Page) -> None:
     """Monospaced or plain English-labelled invoice (exporters, IT services)."""
-    c, inv, lab, st = p.canvas, p.inv, p.labels, p.style
+    c, lab = p.canvas, p.labels
     c.text(20, 24, lab.title, 2.2, bold=True)
     p.seller_block(20, 36, name_scale=1.3)
     y = 36.0
@@ -998,10 +1002,10 @@ def _scanner(image: Image.Image, rng: random.Random) -> Image.Image:
     tint = (rng.randint(240, 252), rng.randint(236, 248), rng.randint(222, 240))
     out = ImageChops.multiply(out, Image.new("RGB", out.size, tint))
     # Uneven light: a gentle gradient across the page.
-    gradient = Image.linear_gradient("L").resize(out.size)
-    gradient = gradient.transpose(
-        rng.choice(list(Image.Transpose)[:2] + [Image.Transpose.ROTATE_180])
+    direction = rng.choice(
+        (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
     )
+    gradient = Image.linear_gradient("L").transpose(direction).resize(out.size)
     low = rng.randint(225, 245)
     gradient = gradient.point(lambda v: low + (255 - low) * v // 255)
     out = ImageChops.multiply(out, Image.merge("RGB", (gradient, gradient, gradient)))

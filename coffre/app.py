@@ -13,11 +13,13 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from archive.api import make_router
 from archive.errors import ArchiveError
 from archive.service import anchor_if_due
 from archive.tsa import make_tsa_router
+from archive.web import WEB_STATIC, make_web_router
 from capture.api import make_router as make_capture_router
 from capture.queue import Heartbeat
 from coffre.runtime import Runtime, build_runtime
@@ -105,6 +107,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     if runtime.tsa is not None:
         app.include_router(make_tsa_router(runtime.tsa))
     app.include_router(make_router(archive))
+    app.include_router(make_web_router(archive))
+    app.mount("/audit/static", StaticFiles(directory=str(WEB_STATIC)), name="audit-static")
     app.include_router(
         make_capture_router(archive, runtime.validator, runtime.pipeline, runtime.queue.enqueue)
     )

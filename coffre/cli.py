@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -34,10 +34,12 @@ company_app = typer.Typer(
 )
 journal_app = typer.Typer(no_args_is_help=True, help="The hash-chained journal.")
 quarantine_app = typer.Typer(no_args_is_help=True, help="Inputs refused and kept.")
+auditor_app = typer.Typer(no_args_is_help=True, help="Tax auditors' scoped, expiring access.")
 app.add_typer(token_app, name="token")
 app.add_typer(company_app, name="company")
 app.add_typer(journal_app, name="journal")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(auditor_app, name="auditor")
 
 out = Console()
 err = Console(stderr=True)
@@ -295,6 +297,64 @@ def token_create(
         )
     if as_json:
         _print_json({"id": str(row.id), "token": plain, "role": role.value, "name": name})
+    else:
+        out.print(plain, highlight=False)
+
+
+@auditor_app.command("grant")
+def auditor_grant(
+    name: Annotated[str, typer.Option(help="Who: e.g. 'DGFiP - M. Martin'.")],
+    company: Annotated[str, typer.Option(help="The audited company (id or SIREN).")],
+    years: Annotated[
+        list[int], typer.Option("--year", help="A fiscal year under review; repeat for several.")
+    ],
+    expires: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day of access (YYYY-MM-DD).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a tax auditor read-only access to one company's fiscal years until a date.
+
+    The token is printed once; every search, view and download made with it is journaled
+    under the auditor's name."""
+    from archive.service import resolve_company
+
+    until = expires.replace(tzinfo=UTC) + timedelta(days=1)  # through the whole last day
+    if until <= utcnow():
+        _fail("the expiry date is in the past", EXIT_BAD_INPUT)
+    with _runtime() as rt, session_scope(rt.archive.engine) as session:
+        company_id = resolve_company(session, company).id
+        plain, row = create_token(
+            session,
+            name=name,
+            role=Role.auditor,
+            company_id=company_id,
+            expires_at=until,
+            fiscal_years=sorted(set(years)),
+            created_by=_actor(),
+        )
+        rt.archive.journal.append(
+            session,
+            actor=_actor(),
+            action="auditor.granted",
+            subject=f"token:{row.id}",
+            payload={
+                "name": name,
+                "company_id": company_id,
+                "fiscal_years": sorted(set(years)),
+                "expires_at": until,
+            },
+        )
+    if as_json:
+        _print_json(
+            {
+                "id": str(row.id),
+                "token": plain,
+                "company_id": str(company_id),
+                "fiscal_years": sorted(set(years)),
+                "expires_at": until.isoformat(),
+            }
+        )
     else:
         out.print(plain, highlight=False)
 

@@ -15,10 +15,17 @@ from storage.errors import (
     UnmanagedObject,
 )
 from storage.local import LocalWormStore
-from storage.objects import ObjectStore, StoredObject, validate_key
+from storage.objects import (
+    MAX_SEGMENT_BYTES,
+    ObjectStore,
+    PutItem,
+    StoredObject,
+    validate_key,
+)
 from storage.s3 import S3ObjectLockStore
 
 __all__ = [
+    "MAX_SEGMENT_BYTES",
     "InvalidKey",
     "InvalidRetention",
     "LocalWormStore",
@@ -26,6 +33,7 @@ __all__ = [
     "ObjectLocked",
     "ObjectNotFound",
     "ObjectStore",
+    "PutItem",
     "S3ObjectLockStore",
     "SourceChanged",
     "StorageError",

@@ -11,6 +11,11 @@ exists), then the data is linked into place. The data file's presence is what ma
 exist; a sidecar without data (a crash between the two links) is finished by the next put of
 identical bytes and still refuses different ones.
 
+Durability: nothing is published before its data and sidecar are flushed (``fsync``), and
+``put``/``put_many`` return only after every directory that gained an entry is flushed too.
+A batch (``put_many``) flushes its files concurrently and each directory once, which is what
+makes storing a document's several objects cheap; ``put`` is a batch of one.
+
 This store protects against mistakes through its own API, not against someone with write
 access to the directory: the archive layer re-hashes bytes to detect that. It must not know
 what the bytes mean.
@@ -26,7 +31,9 @@ import json
 import os
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -41,34 +48,65 @@ from storage.errors import (
 )
 from storage.objects import (
     CHUNK_SIZE,
+    PutItem,
     StoredObject,
     require_future,
     retention_instant,
     sha256_of_file,
+    validate_batch,
     validate_key,
 )
 
 READ_ONLY = 0o444
 _SIDECAR_FORMAT = 1
 _LOCK_NAME = ".coffre-store.lock"
+SYNC_WORKERS = 4
+"""Flushes a batch runs at once (threads): enough to share journal commits, few threads."""
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class _Pending:
+    """One item of a batch between staging (temporary files written) and publishing."""
+
+    key: str
+    data_path: Path
+    meta_path: Path
+    tmp_data: Path
+    tmp_meta: Path | None = None
+    sha256: str = ""
+    #: What the key already held (same bytes) when staged: nothing new is claimed.
+    existing: StoredObject | None = None
+    #: The record to claim, when the key was free.
+    record: StoredObject | None = None
+
+    def temporaries(self) -> list[Path]:
+        return [self.tmp_data] if self.tmp_meta is None else [self.tmp_data, self.tmp_meta]
+
+
 class LocalWormStore:
     """Objects as read-only files under ``root``; see the module docstring for the layout.
 
     ``clock`` gives the current instant (timezone-aware); tests inject one to move past a
-    retention date without waiting.
+    retention date without waiting. ``sync_workers`` bounds the concurrent flushes of a
+    batch (1: one after the other).
     """
 
     backend = "local"
 
-    def __init__(self, root: Path, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        sync_workers: int = SYNC_WORKERS,
+    ) -> None:
         self.root = Path(root)
         self._clock = clock
+        self._sync_workers = sync_workers
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -84,52 +122,96 @@ class LocalWormStore:
         retain_until: datetime,
         content_type: str = "application/octet-stream",
     ) -> StoredObject:
-        validate_key(key)
-        retain = retention_instant(retain_until, key=key)
-        require_future(retain, self._now(), key=key)
-        data_path, meta_path = self._paths(key)
-        self._make_parents(data_path.parent, key)
+        return self.put_many([PutItem(key, source, content_type)], retain_until=retain_until)[0]
+
+    def put_many(self, items: Sequence[PutItem], *, retain_until: datetime) -> list[StoredObject]:
+        """Store a batch; see :meth:`ObjectStore.put_many`.
+
+        Every file is written to a temporary name first, then all of them are flushed
+        together, then published (claim, link), then each touched directory is flushed once:
+        a document's objects cost one flush per file and per directory, not per object.
+        Nothing is published before its bytes and its sidecar are on disk.
+        """
+        validate_batch(items)
+        now = self._now()
+        retains = [retention_instant(retain_until, key=item.key) for item in items]
+        for item, retain in zip(items, retains, strict=True):
+            require_future(retain, now, key=item.key)
+        # Directories whose entries changed (or that hold what we return), to flush once each.
+        touched: dict[Path, None] = {}
+        pending: list[_Pending] = []
+        published = False
+        try:
+            for item, retain in zip(items, retains, strict=True):
+                data_path, meta_path = self._paths(item.key)
+                staged = _Pending(item.key, data_path, meta_path, self._tmp_path(data_path))
+                pending.append(staged)
+                self._stage(staged, item, retain, touched)
+            self._fsync_all([path for p in pending for path in p.temporaries()])
+            published = True
+            return [self._publish(p, touched) for p in pending]
+        finally:
+            try:
+                if published:
+                    self._fsync_all(list(touched), directories=True)
+            finally:
+                for p in pending:
+                    for tmp in p.temporaries():  # some may never have been created
+                        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                            tmp.unlink()
+
+    def _stage(
+        self, pending: _Pending, item: PutItem, retain: datetime, touched: dict[Path, None]
+    ) -> None:
+        """Write an item's data and sidecar under temporary names (flushed by the caller)."""
+        key, data_path = item.key, pending.data_path
+        for directory in self._make_parents(data_path.parent, key):
+            touched[directory] = None
         if data_path.is_dir():
             raise InvalidKey(
                 f"object key {key!r} is already a directory of other objects in this store",
                 key=key,
                 reason="path_conflict",
             )
+        touched[data_path.parent] = None
+        pending.sha256, size = self._write_temp_data(pending.tmp_data, item.source, key)
+        sidecar = self._read_sidecar(pending.meta_path)
+        if sidecar is not None:
+            # Refuse different bytes before anything of the batch is published.
+            pending.existing = self._record_if_same(key, sidecar, pending.sha256)
+            return
+        pending.record = StoredObject(
+            key=key,
+            version_id=uuid.uuid4().hex,
+            size=size,
+            sha256=pending.sha256,
+            retain_until=retain,
+            backend=self.backend,
+        )
+        pending.tmp_meta = self._tmp_path(data_path)
+        content = _sidecar_bytes(pending.record, item.content_type, created_at=self._now())
+        self._write_temp_file(pending.tmp_meta, content, key)
 
-        tmp_data = self._tmp_path(data_path)
-        tmp_meta = self._tmp_path(data_path)
+    def _publish(self, pending: _Pending, touched: dict[Path, None]) -> StoredObject:
+        """Claim the key with the sidecar, then link the data (both already on disk)."""
+        key, record, tmp_meta = pending.key, pending.record, pending.tmp_meta
+        if pending.existing is not None:
+            return self._settle_existing(pending.existing, pending, touched)
+        if record is None or tmp_meta is None:
+            raise StorageError(f"{key!r} was not staged", key=key)
         try:
-            sha256, size = self._write_temp_data(tmp_data, source, key)
-            existing = self._read_sidecar(meta_path)
-            if existing is not None:
-                return self._settle_existing(key, existing, sha256, tmp_data, data_path)
-            record = StoredObject(
-                key=key,
-                version_id=uuid.uuid4().hex,
-                size=size,
-                sha256=sha256,
-                retain_until=retain,
-                backend=self.backend,
-            )
-            sidecar = _sidecar_bytes(record, content_type, created_at=self._now())
-            self._write_temp_file(tmp_meta, sidecar, key)
-            try:
-                self._link(tmp_meta, meta_path, key)
-            except FileExistsError:
-                # Another writer claimed the key between our check and our link.
-                winner = self._read_sidecar(meta_path)
-                if winner is None:
-                    raise StorageError(
-                        f"sidecar of {key!r} vanished while publishing", key=key
-                    ) from None
-                return self._settle_existing(key, winner, sha256, tmp_data, data_path)
-            self._publish_data(key, record, tmp_data, data_path, meta_path)
-            self._fsync_dir(data_path.parent)
-            return record
-        finally:
-            for tmp in (tmp_data, tmp_meta):
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+            self._link(tmp_meta, pending.meta_path, key)
+        except FileExistsError:
+            # Another writer claimed the key between our check and our link.
+            winner = self._read_sidecar(pending.meta_path)
+            if winner is None:
+                raise StorageError(
+                    f"sidecar of {key!r} vanished while publishing", key=key
+                ) from None
+            existing = self._record_if_same(key, winner, pending.sha256)
+            return self._settle_existing(existing, pending, touched)
+        self._publish_data(key, record, pending.tmp_data, pending.data_path, pending.meta_path)
+        return record
 
     def extend_retention(
         self, key: str, version_id: str | None, retain_until: datetime
@@ -162,6 +244,7 @@ class LocalWormStore:
                 self._write_temp_file(
                     tmp_meta, _sidecar_bytes(extended, content_type, created_at), key
                 )
+                self._fsync_path(tmp_meta, directory=False)
                 try:
                     os.replace(tmp_meta, meta_path)
                 except OSError as exc:
@@ -304,8 +387,12 @@ class LocalWormStore:
             elif (directory / f".{entry.name}.meta.json").is_file():
                 yield f"{base}{entry.name}"
 
-    def _make_parents(self, directory: Path, key: str) -> None:
-        """Create missing parent directories, fsyncing each new entry into its parent."""
+    def _make_parents(self, directory: Path, key: str) -> list[Path]:
+        """Create missing parent directories; return the directories that gained an entry.
+
+        The caller flushes those (and the new directories themselves) before it returns.
+        """
+        changed: list[Path] = []
         missing: list[Path] = []
         current = directory
         while current != self.root and not current.is_dir():
@@ -325,7 +412,8 @@ class LocalWormStore:
                 continue
             except OSError as exc:
                 raise self._unavailable(exc, key) from exc
-            self._fsync_dir(path.parent)
+            changed.append(path.parent)
+        return changed
 
     def _write_temp_data(self, tmp: Path, source: bytes | Path, key: str) -> tuple[str, int]:
         """Write ``source`` to ``tmp`` (fsynced, read-only); return its SHA-256 and size."""
@@ -375,11 +463,38 @@ class LocalWormStore:
             raise self._unavailable(exc, key) from exc
 
     def _seal(self, fd: int, key: str) -> None:
+        """Make a temporary file read-only; it is flushed later, with its batch."""
         try:
-            os.fsync(fd)
             os.fchmod(fd, READ_ONLY)
         except OSError as exc:
             raise self._unavailable(exc, key) from exc
+
+    def _fsync_all(self, paths: list[Path], *, directories: bool = False) -> None:
+        """Flush files (or directories), several at a time: concurrent flushes share the
+        file system's journal commits and the device's cache flushes."""
+        if self._sync_workers <= 1 or len(paths) <= 1:
+            for path in paths:
+                self._fsync_path(path, directories)
+            return
+        workers = min(self._sync_workers, len(paths))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="coffre-fsync") as pool:
+            for _ in pool.map(lambda path: self._fsync_path(path, directories), paths):
+                pass
+
+    def _fsync_path(self, path: Path, directory: bool) -> None:
+        if directory:
+            self._fsync_dir(path)
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open {path} to flush it: {exc}") from exc
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot fsync {path}: {exc}") from exc
+        finally:
+            os.close(fd)
 
     def _link(self, source: Path, target: Path, key: str) -> None:
         """Hard-link ``source`` at ``target``; FileExistsError if ``target`` exists."""
@@ -410,15 +525,8 @@ class LocalWormStore:
                     key=key,
                 ) from None
 
-    def _settle_existing(
-        self,
-        key: str,
-        sidecar: dict[str, Any],
-        sha256: str,
-        tmp_data: Path,
-        data_path: Path,
-    ) -> StoredObject:
-        """A put found ``key`` claimed: identical bytes are idempotent, others are refused."""
+    def _record_if_same(self, key: str, sidecar: dict[str, Any], sha256: str) -> StoredObject:
+        """The existing record of ``key`` if it holds ``sha256``; ``ObjectExists`` if not."""
         existing = self._record(key, sidecar)
         if existing.sha256 != sha256:
             raise ObjectExists(
@@ -428,11 +536,19 @@ class LocalWormStore:
                 existing_sha256=existing.sha256,
                 new_sha256=sha256,
             )
-        if not data_path.exists():
+        return existing
+
+    def _settle_existing(
+        self, existing: StoredObject, pending: _Pending, touched: dict[Path, None]
+    ) -> StoredObject:
+        """A put found its key claimed with identical bytes: idempotent, return the claim."""
+        if not pending.data_path.exists():
             # The claimant crashed (or is still writing): our bytes are identical, finish it.
             with contextlib.suppress(FileExistsError):
-                self._link(tmp_data, data_path, key)
-            self._fsync_dir(data_path.parent)
+                self._link(pending.tmp_data, pending.data_path, pending.key)
+        # Returning the object vouches for it: its directory is flushed even though another
+        # writer (perhaps one that crashed before flushing) made the entries.
+        touched[pending.data_path.parent] = None
         return existing
 
     def _load(self, key: str, version_id: str | None) -> tuple[StoredObject, str, datetime]:

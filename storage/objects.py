@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +47,18 @@ class StoredObject:
     """``"local"`` or ``"s3"``."""
 
 
+@dataclass(frozen=True)
+class PutItem:
+    """One object of a batch given to :meth:`ObjectStore.put_many`."""
+
+    key: str
+    """Where to store it (see :func:`validate_key`)."""
+    source: bytes | Path
+    """The bytes, or a file to stream."""
+    content_type: str = "application/octet-stream"
+    """Recorded with the object and returned by readers."""
+
+
 @runtime_checkable
 class ObjectStore(Protocol):
     """A write-once store: objects are locked until ``retain_until`` and never overwritten."""
@@ -66,6 +78,16 @@ class ObjectStore(Protocol):
         Idempotent: if ``key`` already holds the same bytes, the existing object is returned
         unchanged (its retention included); different bytes raise ``ObjectExists``. A ``Path``
         is streamed, so memory does not grow with its size.
+        """
+        ...
+
+    def put_many(self, items: Sequence[PutItem], *, retain_until: datetime) -> list[StoredObject]:
+        """Store each item as :meth:`put` would, all locked until ``retain_until``.
+
+        Returns the records in the order of ``items``; when it returns, every object is as
+        durable as after :meth:`put`. Backends use the batch to save round trips or disk
+        flushes. Not atomic: when it raises, some items may be stored (write-once, so a
+        retry with identical bytes is idempotent). Keys must be distinct (``InvalidKey``).
         """
         ...
 
@@ -147,6 +169,20 @@ def validate_key(key: str) -> str:
                 reason="segment_too_long",
             )
     return key
+
+
+def validate_batch(items: Sequence[PutItem]) -> None:
+    """Check every key of a ``put_many`` batch, and that no key appears twice."""
+    seen: set[str] = set()
+    for item in items:
+        validate_key(item.key)
+        if item.key in seen:
+            raise InvalidKey(
+                f"object key {item.key!r} appears twice in one batch",
+                key=item.key,
+                reason="duplicate_in_batch",
+            )
+        seen.add(item.key)
 
 
 def retention_instant(retain_until: datetime, *, key: str | None) -> datetime:

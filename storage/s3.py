@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, NoReturn
@@ -45,15 +46,20 @@ from storage.errors import (
 from storage.objects import (
     CHUNK_SIZE,
     HashingReader,
+    PutItem,
     StoredObject,
     require_future,
     retention_instant,
     sha256_of_file,
+    validate_batch,
     validate_key,
 )
 
 PART_SIZE = 16 * 1024 * 1024
 """Multipart part size; minio holds one part in memory at a time (uploads are sequential)."""
+
+PUT_WORKERS = 4
+"""Objects of one ``put_many`` batch uploaded at once (each put is four requests)."""
 
 SHA256_HEADER = "x-amz-meta-sha256"
 """User metadata holding the digest computed while writing."""
@@ -75,7 +81,8 @@ class S3ObjectLockStore:
     """Objects in one S3 bucket with Object Lock, through the ``minio`` client.
 
     The bucket is checked (and created with Object Lock if missing and ``create_bucket``) on
-    first use; :meth:`check` re-checks it every time it is called.
+    first use; :meth:`check` re-checks it every time it is called. ``put_workers`` bounds
+    the concurrent uploads of a ``put_many`` batch (1: one after the other).
     """
 
     backend = "s3"
@@ -94,12 +101,14 @@ class S3ObjectLockStore:
         read_timeout: float = 120.0,
         http_client: urllib3.PoolManager | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        put_workers: int = PUT_WORKERS,
     ) -> None:
         self.endpoint = endpoint
         self.bucket = bucket
         self.region = region
         self.create_bucket = create_bucket
         self._clock = clock
+        self._put_workers = put_workers
         self._ready = False
         if http_client is None:
             # minio's default waits 5 minutes to connect and retries 5 times: too long to
@@ -181,6 +190,27 @@ class S3ObjectLockStore:
                 version_id=version_id,
             )
         return stored
+
+    def put_many(self, items: Sequence[PutItem], *, retain_until: datetime) -> list[StoredObject]:
+        """Store a batch; see :meth:`ObjectStore.put_many`. Each item is a :meth:`put` (the
+        same checks and read-back), up to ``put_workers`` of them at once."""
+        validate_batch(items)
+        now = self._now()
+        for item in items:
+            require_future(retention_instant(retain_until, key=item.key), now, key=item.key)
+        if len(items) <= 1 or self._put_workers <= 1:
+            return [self._put_item(item, retain_until) for item in items]
+        self._ensure_ready()  # once, not racing in every thread
+        workers = min(self._put_workers, len(items))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="coffre-s3") as pool:
+            futures = [pool.submit(self._put_item, item, retain_until) for item in items]
+        # Every upload has ended here; the first failure (in batch order) is raised.
+        return [future.result() for future in futures]
+
+    def _put_item(self, item: PutItem, retain_until: datetime) -> StoredObject:
+        return self.put(
+            item.key, item.source, retain_until=retain_until, content_type=item.content_type
+        )
 
     def extend_retention(
         self, key: str, version_id: str | None, retain_until: datetime

@@ -173,7 +173,7 @@ def _fold_char(char: str) -> str:
 #: Letters an OCR engine reads in place of digits (one for one, so offsets are kept).
 _DIGIT_LOOKALIKES = str.maketrans(
     {"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "|": "1", "i": "1", "S": "5",
-     "s": "5", "B": "8", "Z": "2", "z": "2", "G": "6", "g": "9"}
+     "s": "5", "B": "8", "Z": "2", "z": "2", "G": "6", "g": "9", "L": "1"}
 )  # fmt: skip
 _NUMERIC_PUNCT = set(".,'/-:€$£%()")
 
@@ -244,7 +244,8 @@ class _Line:
 
     @cached_property
     def fold(self) -> str:
-        return "".join(_fold_char(c) for c in self.text)
+        """Lower case, no accents, and column gaps as ``¦`` so no pattern spans them."""
+        return "".join(_fold_char(c) for c in self.text).replace("\t", "¦")
 
     @cached_property
     def num(self) -> str:
@@ -255,7 +256,7 @@ class _Line:
 
     @cached_property
     def fnum(self) -> str:
-        return "".join(_fold_char(c) for c in self.num)
+        return "".join(_fold_char(c) for c in self.num).replace("\t", "¦")
 
     @cached_property
     def bbox(self) -> BBox:
@@ -303,10 +304,12 @@ class _Line:
 _AMOUNT = re.compile(
     r"(?<![\w.,/'-])"
     r"(?P<sign>[-−]\s?)?"
-    r"(?P<cur1>[€$£]\s?)?"
+    r"(?P<cur1>(?:[€$£₹]|EUR|USD|GBP|CHF|INR|Rs\.?)\s?)?"
     r"(?P<num>\d{1,3}(?:(?:[ \u00a0\u202f.,'])\d{3})+(?:[.,]\s?\d{2})?|\d+(?:[.,]\s?\d{2})?)"
     r"(?![\d])(?![.,/]\d)(?!\s?%)"
-    r"(?P<cur2>\s?(?:€|eur\b|euros?\b|EUR\b|Euros?\b|usd\b|USD\b|\$|£|GBP\b|CHF\b))?"
+    # A symbol belongs to the number before it unless a number follows it ("2014 $4.11").
+    r"(?P<cur2>\s?(?:€|eur\b|euros?\b|EUR\b|Euros?\b|usd\b|USD\b|\$|£|GBP\b|CHF\b|INR\b|₹)"
+    r"(?!\s?[-−]?\d))?"
 )
 _RATE = re.compile(r"(?<![\d.,])(\d{1,2}(?:[.,]\d{1,2})?)\s?%")
 
@@ -341,7 +344,8 @@ def _currency(symbol: str | None) -> str | None:
     symbol = symbol.strip().upper()
     if symbol in ("€", "EUR", "EURO", "EUROS"):
         return "EUR"
-    return {"$": "USD", "USD": "USD", "£": "GBP", "GBP": "GBP", "CHF": "CHF"}.get(symbol)
+    others = {"$": "USD", "USD": "USD", "£": "GBP", "GBP": "GBP", "CHF": "CHF", "₹": "INR"}
+    return others.get(symbol) or ("INR" if symbol in ("INR", "RS", "RS.") else None)
 
 
 def _amounts(line: _Line) -> list[_Amount]:
@@ -390,7 +394,7 @@ _DATE_PATTERNS = (
     # 15/03/2026, 15.03.2026, 15-03-2026, 15/03/26
     re.compile(r"(?<![\d/.-])(?P<d>\d{1,2})\s?([/.-])\s?(?P<m>\d{1,2})\s?\2\s?(?P<y>\d{4}|\d{2})(?![\d/])"),
     # 2026-03-15, 2026/03/15
-    re.compile(r"(?<![\d/.-])(?P<y>\d{4})([/.-])(?P<m>\d{1,2})\2(?P<d>\d{1,2})(?![\d/])"),
+    re.compile(r"(?<![\d/.-])(?P<y>\d{4})\s?([/.-])\s?(?P<m>\d{1,2})\s?\2\s?(?P<d>\d{1,2})(?![\d/])"),
     # 15 mars 2026, 1er mars 2026, 15-mar-2026
     re.compile(
         rf"(?<!\d)(?P<d>\d{{1,2}})(?:er)?[\s.-]*(?P<mn>{_MONTH_NAMES})\.?[\s.,-]*(?P<y>\d{{4}})(?!\d)"
@@ -400,14 +404,25 @@ _DATE_PATTERNS = (
 )  # fmt: skip
 
 
-def _dates(line: _Line) -> list[tuple[date, int, int]]:
+#: Dates whose separators the OCR lost or read as digits ("1210412026", "3105 2025"): only
+#: believed right after a date label.
+_DAMAGED_DATES = (
+    re.compile(r"(?<![\d/.-])(?P<d>\d{2})[17](?P<m>\d{2})[17](?P<y>20\d{2})(?!\d)"),
+    re.compile(r"(?<![\d/.-])(?P<d>\d{2})\s?(?P<m>\d{2})\s?(?P<y>20\d{2})(?!\d)"),
+)
+
+
+def _dates(line: _Line, patterns: tuple[re.Pattern[str], ...] = ()) -> list[tuple[date, int, int]]:
     out: list[tuple[date, int, int]] = []
-    for pattern in _DATE_PATTERNS:
+    for pattern in patterns or _DATE_PATTERNS:
         for m in pattern.finditer(line.fnum):
             if any(s < m.end() and m.start() < e for _, s, e in out):
                 continue
             groups = m.groupdict()
             month = _MONTHS[groups["mn"]] if groups.get("mn") else int(groups["m"])
+            if not groups.get("mn") and month > 12 >= int(groups["d"]):
+                # 03/20/2023: month first (US); unambiguous only because 20 > 12.
+                month, groups["d"] = int(groups["d"]), groups["m"]
             year = int(groups["y"])
             if year < 100:
                 year += 2000
@@ -544,6 +559,12 @@ def _siren_ids(line: _Line, taken: list[tuple[int, int]]) -> list[_Id]:
                 label = _id_label(line, start)
                 if len(digits) == 14 and _siret_ok(digits):
                     out.append(_Id("siret", digits, digits[:9], line, start, end, repaired, label))
+                elif len(digits) == 14 and _siren_ok(digits[:9]):
+                    # A misread NIC: the SIREN still checks out on its own.
+                    head_end = start + len(line.num[start:end]) - len(groups[j][1])
+                    out.append(
+                        _Id("siren", digits[:9], digits[:9], line, start, head_end, True, label)
+                    )
                 elif len(digits) == 9 and _siren_ok(digits):
                     # A SIREN standing alone, not the head of a longer number.
                     tail = j + 1 < len(groups) and len(digits + groups[j + 1][1]) == 14
@@ -601,7 +622,7 @@ def _bic_reading(token: str) -> str | None:
 
 # --- labels ----------------------------------------------------------------------------------
 
-_N = r"(?:n\s?[°º*o]\.?|no\.?|nr\.?|num(?:ero)?\.?|#)"
+_N = r"(?:numbers?\b|numero\b|num\b\.?|n\s?[°º*?](?![a-z])\.?|no\b\.?|nr\b\.?|#)"
 _HT = r"h\.?\s?t\.?(?![a-z])"
 _TVA = r"t\.?\s?v\.?\s?a\.?(?![a-z])"
 _TTC = r"t\.?\s?t\.?\s?c\.?(?![a-z])"
@@ -718,7 +739,8 @@ _LABEL_SPECS: dict[str, list[tuple[str, float]]] = {
     "bic": [(r"\b(?:code\s+)?(?:bic|swift)\b", 1.0)],
 }
 _LABELS: tuple[tuple[str, re.Pattern[str], float], ...] = tuple(
-    (name, re.compile(pattern), weight)
+    # OCR glues words ("avantle", "Netapayer"): spaces inside a label are optional.
+    (name, re.compile(pattern.replace(r"\s+", r"\s*")), weight)
     for name, specs in _LABEL_SPECS.items()
     for pattern, weight in specs
 )
@@ -778,8 +800,16 @@ class _Document:
             for line in page.lines():
                 self.lines.append(_Line.build(page, len(self.lines), line))
         self.hits = {id(line): _hits(line) for line in self.lines}
-        self.amounts = {id(line): _amounts(line) for line in self.lines}
         self.dates = {id(line): _dates(line) for line in self.lines}
+        # A year or a day is not an amount: numbers inside a date are left out.
+        self.amounts = {
+            id(line): [
+                a
+                for a in _amounts(line)
+                if not any(s < a.end and a.start < e for _, s, e in self.dates[id(line)])
+            ]
+            for line in self.lines
+        }
 
     def all_hits(self, name: str) -> list[_Hit]:
         return [h for line in self.lines for h in self.hits[id(line)] if h.field == name]
@@ -813,11 +843,28 @@ def _date_candidates(doc: _Document, name: str) -> list[_Candidate]:
     for hit in doc.all_hits(name):
         for line, start, end, factor in doc.regions(hit):
             found = [d for d in doc.dates[id(line)] if d[1] >= start and d[2] <= end]
+            if not found:
+                damaged = _dates(line, _DAMAGED_DATES)
+                found = [d for d in damaged if d[1] >= start and d[2] <= end]
+                factor *= 0.8
             if found:
                 value, s, e = found[0]
                 out.append(_Candidate(value, hit.weight * factor, line, s, e, name))
                 break
     return out
+
+
+def _unlabelled_issue_date(doc: _Document, taken: _Candidate | None) -> _Candidate | None:
+    """The earliest date at the top of the first page, when no label survived the OCR."""
+    first = doc.lines[0].page
+    found = [
+        _Candidate(value, 0.15, line, s, e, "unlabelled")
+        for line in doc.lines
+        if line.page == first and line.top < 0.45
+        for value, s, e in doc.dates[id(line)]
+        if taken is None or (line, s) != (taken.line, taken.start)
+    ]
+    return min(found, key=lambda c: c.value) if found else None  # type: ignore[arg-type,return-value]
 
 
 _REF_TOKEN = re.compile(r"[^\s:]+")
@@ -892,6 +939,11 @@ def _amount_candidates(doc: _Document, name: str) -> list[_Candidate]:
                 a = found[0]
                 score = hit.weight * factor * (1.0 if a.decimals else 0.7)
                 out.append(_Candidate(a.value, score, line, a.start, a.end, name))
+                digits = re.sub(r"\D", "", line.num[a.start : a.end])
+                if not a.decimals and len(digits) >= 3 and digits == str(int(a.value)):
+                    # "28357 €": the OCR lost the decimal comma of 283,57.
+                    alt = (a.value / 100).quantize(CENT)
+                    out.append(_Candidate(alt, 0.6 * score, line, a.start, a.end, "repaired"))
                 break
     return out
 
@@ -942,8 +994,10 @@ def _breakdown_rows(doc: _Document) -> list[_Row]:
         ]
         pair = None
         for base, vat in product(amounts, amounts):
+            # The base comes first ("20 % 1 000,00 200,00", "TVA 20 % sur 1 000,00 : 200,00");
+            # in an invoice line "5 x 22,40 (20 %) = 112,00" the pair would be the other way.
             fits = abs(_vat_of(base.value, rate) - vat.value) <= CENT
-            if base is not vat and base.value > vat.value > 0 and fits:
+            if base.start < vat.start and base.value > vat.value > 0 and fits:
                 pair = (base, vat)
                 break
         if pair:
@@ -956,11 +1010,25 @@ def _breakdown_rows(doc: _Document) -> list[_Row]:
         if labelled and len(after) == 1:
             a = after[0]
             rows.append(_Row(rate, None, a.value, line, r_start, a.end, False))
+        elif (labelled or _under_breakdown_head(doc, line)) and len(after) == 2:
+            # A breakdown row whose tax is not rate x base: kept, so the check can fail.
+            base, vat = after
+            if base.value > vat.value > 0:
+                rows.append(_Row(rate, base.value, vat.value, line, r_start, vat.end, False))
     # One row per rate: confirmed rows first.
     by_rate: dict[Decimal, _Row] = {}
     for row in sorted(rows, key=lambda r: not r.confirmed):
         by_rate.setdefault(row.rate, row)
     return sorted(by_rate.values(), key=lambda r: -r.rate)
+
+
+_BREAKDOWN_HEAD = re.compile(r"\b(?:base|taux|rate)\b")
+
+
+def _under_breakdown_head(doc: _Document, line: _Line) -> bool:
+    """Whether a header naming a base or a rate stands just above ``line``."""
+    above = doc.lines[max(0, line.order - 3) : line.order]
+    return any(o.page == line.page and _BREAKDOWN_HEAD.search(o.fold) for o in above)
 
 
 def _item_bases(doc: _Document, hit_lines: set[int]) -> dict[Decimal, Decimal]:
@@ -986,7 +1054,8 @@ _LEGAL_LINE = re.compile(
 
 
 def _title_text(fold: str) -> bool:
-    return bool(re.fullmatch(r"\s*(?:facture|invoice|avoir|credit\s+note|devis|proforma)\W*", fold))
+    titles = r"facture|invoice|avoir|credit\s+note|devis|proforma|receipt|factuur|rechnung|factura"
+    return bool(re.fullmatch(rf"\s*(?:{titles}|payment\s+receipt|tax\s+invoice)\W*", fold))
 
 
 @dataclass
@@ -1061,8 +1130,10 @@ def _seller_name_candidates(
                 continue
             if any(h.start < end and start < h.end for h in doc.hits[id(line)]):
                 continue
-            if re.match(r"^\d", text) or "@" in text or re.search(r"\d{2}[ .]\d{2}[ .]\d{2}", text):
-                continue
+            if re.match(r"^[\d#]", text) or "@" in text or ":" in text:
+                continue  # an address, a number, an e-mail or a "label: value"
+            if re.search(r"\d{2}[ .]\d{2}[ .]\d{2}", text):
+                continue  # a phone number
             words = [
                 w
                 for w, (s, e) in zip(line.words, line.spans, strict=True)
@@ -1153,6 +1224,26 @@ def _pick_totals(doc: _Document, rows: list[_Row], out: _Builder) -> None:
     confirmed_rows = [r for r in rows if r.confirmed and r.base is not None]
     row_base = sum((r.base for r in confirmed_rows if r.base is not None), Decimal(0))
     row_vat = sum((r.amount for r in rows), Decimal(0))
+    # The invoice lines, summed, are independent evidence for the totals.
+    items = _item_bases(doc, {id(r.line) for r in rows})
+    items_ht = sum(items.values(), Decimal(0)) if items else None
+    items_vat = sum((_vat_of(b, r) for r, b in items.items()), Decimal(0)) if items else None
+    if items_ht is not None and items_vat is not None:
+        # "1 762,39" read "62,39": the OCR dropped the first group of digits. The lines'
+        # sum ending with the same digits confirms the longer reading.
+        for cands, full in ((ht, items_ht), (vat, items_vat), (ttc, items_ht + items_vat)):
+            for c in list(cands):
+                if _truncated(c.value, full):  # type: ignore[arg-type]
+                    cands.append(
+                        _Candidate(full, 0.9 * c.score, c.line, c.start, c.end, "repaired")
+                    )
+
+    if rows:
+        # The breakdown's own sums stand in for a total the OCR misread.
+        anchor = rows[-1]
+        vat.append(_Candidate(row_vat, 0.5, anchor.line, anchor.start, anchor.end, "rows"))
+        if confirmed_rows and len(confirmed_rows) == len(rows):
+            ht.append(_Candidate(row_base, 0.5, anchor.line, anchor.start, anchor.end, "rows"))
 
     by_value = {c.value: c for c in loose}
 
@@ -1161,6 +1252,10 @@ def _pick_totals(doc: _Document, rows: list[_Row], out: _Builder) -> None:
         if h is not None and v is not None and t is not None and h.value + v.value == t.value:  # type: ignore[operator]
             score += 2.0
         if rows and v is not None and v.value == row_vat:
+            score += 0.5
+        if h is not None and h.value == items_ht:
+            score += 1.0
+        if v is not None and v.value == items_vat:
             score += 0.5
         if (
             confirmed_rows
@@ -1192,10 +1287,15 @@ def _pick_totals(doc: _Document, rows: list[_Row], out: _Builder) -> None:
         _, h, v, t = best
     consistent = h is not None and v is not None and t is not None
     ceiling = 0.97 if consistent else 0.85
-    for name, c in (("total_ht", h), ("total_vat", v), ("total_ttc", t)):
-        if c is not None:
-            score = c.score if c.label != "loose" else 0.5
-            out.set(name, c.value, _confidence(score, ceiling) + (0.1 if consistent else 0), c)
+    chosen: tuple[tuple[str, _Candidate | None], ...] = (
+        ("total_ht", h),
+        ("total_vat", v),
+        ("total_ttc", t),
+    )
+    for name, pick in chosen:
+        if pick is not None:
+            score = pick.score if pick.label != "loose" else 0.5
+            out.set(name, pick.value, _confidence(score, ceiling) + 0.1 * consistent, pick)
     values = out.values
     # Derive the missing total from the other two; say how sure we are by the confidence.
     ht_v, vat_v, ttc_v = values.get("total_ht"), values.get("total_vat"), values.get("total_ttc")
@@ -1220,8 +1320,36 @@ def _pick_totals(doc: _Document, rows: list[_Row], out: _Builder) -> None:
         out.scale(("total_ht", "total_vat", "total_ttc"), 0.5)
     if due:
         d = due[0]
-        agrees = isinstance(ttc_v, Decimal) and d.value == ttc_v
-        out.set("amount_due", d.value, 0.95 if agrees else _confidence(d.score, 0.8), d)
+        value = d.value
+        if isinstance(ttc_v, Decimal) and _truncated(d.value, ttc_v):  # type: ignore[arg-type]
+            value = ttc_v
+        agrees = isinstance(ttc_v, Decimal) and value == ttc_v
+        out.set("amount_due", value, 0.95 if agrees else _confidence(d.score, 0.8), d)
+
+
+def _truncated(read: Decimal, full: Decimal) -> bool:
+    """Whether ``read`` is ``full`` without its leading digits (at least 2 kept before the
+    decimals, so a stray match stays unlikely)."""
+    short, long = f"{read:.2f}", f"{full:.2f}"
+    return full > read >= 10 and long.endswith(short)
+
+
+def _complete_rows(rows: list[_Row], ht: object, vat: object) -> None:
+    """Add the one row the OCR lost, when the totals leave exactly one rate that fits."""
+    if not isinstance(ht, Decimal) or not isinstance(vat, Decimal):
+        return
+    if any(r.base is None for r in rows):
+        return
+    base = ht - sum((r.base for r in rows if r.base is not None), Decimal(0))
+    amount = vat - sum((r.amount for r in rows), Decimal(0))
+    if base <= 0 or amount <= 0:
+        return
+    used = {r.rate for r in rows}
+    fits = [rate for rate in VAT_RATES if rate not in used and _vat_of(base, rate) == amount]
+    if len(fits) == 1:
+        anchor = rows[-1].line
+        rows.append(_Row(fits[0], base, amount, anchor, 0, 0, False))
+        rows.sort(key=lambda r: -r.rate)
 
 
 def _pick_breakdown(doc: _Document, rows: list[_Row], out: _Builder) -> None:
@@ -1235,8 +1363,11 @@ def _pick_breakdown(doc: _Document, rows: list[_Row], out: _Builder) -> None:
             hit_lines = {id(r.line) for r in rows}
             items = _item_bases(doc, hit_lines)
             for r in missing:
-                if r.rate in items and abs(_vat_of(items[r.rate], r.rate) - r.amount) <= CENT:
-                    r.base = items[r.rate]
+                if r.rate not in items:
+                    continue
+                expected = _vat_of(items[r.rate], r.rate)
+                if abs(expected - r.amount) <= CENT or _truncated(r.amount, expected):
+                    r.base, r.amount = items[r.rate], expected
             still = [r for r in rows if r.base is None]
             if len(still) == 1 and isinstance(ht, Decimal):
                 known = sum((r.base for r in rows if r.base is not None), Decimal(0))
@@ -1244,20 +1375,22 @@ def _pick_breakdown(doc: _Document, rows: list[_Row], out: _Builder) -> None:
                 if abs(_vat_of(candidate, still[0].rate) - still[0].amount) <= CENT:
                     still[0].base = candidate
             confidence = 0.75
+        _complete_rows(rows, ht, vat)
         for r in rows:
             if r.base is None:
                 # Unknown base: approximated from the tax and marked by a low confidence.
                 r.base = _money(r.amount * 100 / r.rate)
                 confidence = 0.4
             entries.append(VatBreakdown(category="S", rate=r.rate, base=r.base, amount=r.amount))
-            where.append((r.line, r.start, r.end))
+            if r.end > r.start:
+                where.append((r.line, r.start, r.end))
+            else:
+                confidence = min(confidence, 0.6)  # a row inferred, not read
     elif isinstance(ht, Decimal) and isinstance(vat, Decimal):
         # No breakdown printed: a single rate that explains the totals is the breakdown.
         fits = [r for r in VAT_RATES if abs(_vat_of(ht, r) - vat) <= CENT]
         if len(fits) == 1:
-            entries.append(
-                VatBreakdown(category="S", rate=fits[0].normalize(), base=ht, amount=vat)
-            )
+            entries.append(VatBreakdown(category="S", rate=fits[0], base=ht, amount=vat))
             confidence = 0.7
     if not entries:
         return
@@ -1285,9 +1418,8 @@ def _pick_breakdown(doc: _Document, rows: list[_Row], out: _Builder) -> None:
     )
 
 
-def _pick_ids(
-    doc: _Document, parties: _Parties, own: set[str], out: _Builder
-) -> tuple[list[_Id], list[_Id]]:
+def _pick_ids(doc: _Document, parties: _Parties, own: set[str], out: _Builder) -> None:
+    """Seller and buyer identifiers (SIREN, SIRET, VAT) and the bank details."""
     ibans = {id(line): _ibans(line) for line in doc.lines}
     seller: list[_Id] = []
     buyer: list[_Id] = []
@@ -1379,7 +1511,6 @@ def _pick_ids(
         iban = out.values.get("iban")
         agrees = isinstance(iban, str) and iban[:2] == value[4:6]
         out.set("bic", value, 0.95 if agrees else 0.7, (line, s, e))
-    return seller, buyer
 
 
 def _pick_bic(doc: _Document, parties: _Parties) -> tuple[str, _Line, int, int] | None:
@@ -1392,25 +1523,33 @@ def _pick_bic(doc: _Document, parties: _Parties) -> tuple[str, _Line, int, int] 
                 reading = _bic_reading(m.group(1))
                 if reading:
                     return reading, line, m.start(), m.end()
+            # "AGRIFRP P839": a BIC the OCR cut in two.
+            for m in _SPLIT_BIC.finditer(upper, start, end):
+                joined = m.group(1) + m.group(2)
+                if len(joined) in (8, 11) and (reading := _bic_reading(joined)):
+                    return reading, line, m.start(), m.end()
     return None
 
 
+_SPLIT_BIC = re.compile(r"(?<![A-Z0-9])([A-Z0-9]{3,9}) ([A-Z0-9]{1,8})(?![A-Z0-9])")
+
+
 def _pick_type_code(doc: _Document, out: _Builder) -> None:
+    """381 when the title or the number's label says credit note ("Avoir"), else 380."""
     credit = re.compile(
-        r"(?<![a-z'])(?:avoir|credit\s+note|note\s+de\s+credit|facture\s+d'?\s?avoir)\b"
+        r"(?<![a-z'])(?:avoir|credit\s*note|note\s*de\s*credit|facture\s*d'?\s?avoir)\b"
     )
+    label = re.compile(rf"avoir\s*{_N}|{_N}\s*d\s?'?\s?avoir\b|credit\s*note\s*{_N}")
     for line in doc.lines:
         if line.page != doc.lines[0].page or line.top > 0.45:
             continue
-        # The title, or the label of the number ("Avoir n°"): not "vous pouvez avoir".
-        m = credit.search(line.fold)
-        if m and (
-            m.start() == 0
-            or re.search(rf"avoir\s*{_N}", line.fold)
-            or line.fold[: m.start()].strip() == ""
-        ):
-            out.set("type_code", "381", 0.9, (line, m.start(), m.end()))
-            return
+        for m in credit.finditer(line.fold):
+            # A title starts its cell; "vous pouvez avoir ..." does not count.
+            cell_start = line.cell_at(m.start())[0]
+            title = line.fold[cell_start : m.start()].strip() == ""
+            if title or label.search(line.fold):
+                out.set("type_code", "381", 0.9, (line, m.start(), m.end()))
+                return
     out.set("type_code", "380", 0.7, None)
 
 
@@ -1514,6 +1653,8 @@ def extract(
     if due:
         out.set("due_date", due[0].value, _confidence(due[0].score), due[0])
     issue = [c for c in issue if not due or (c.line, c.start) != (due[0].line, due[0].start)]
+    if not issue and (fallback := _unlabelled_issue_date(doc, due[0] if due else None)):
+        issue = [fallback]
     if issue:
         out.set("issue_date", issue[0].value, _confidence(issue[0].score), issue[0])
     issue_v, due_v = out.values.get("issue_date"), out.values.get("due_date")
@@ -1536,9 +1677,11 @@ def extract(
         doc, parties, buyer_name if isinstance(buyer_name, str) else None
     )
     if names:
-        agreeing = {normalise_name(str(c.value)) for c in names}
-        chosen = max(names, key=lambda c: c.score)
-        confidence = chosen.score + (0.2 if len(names) > 1 and len(agreeing) == 1 else 0)
+        agreeing = len(names) > 1 and len({normalise_name(str(c.value)) for c in names}) == 1
+        # The legal mentions name the company; when the letterhead agrees, its larger print
+        # is the better reading of the same name.
+        chosen = max(names, key=lambda c: (c.label == "header") if agreeing else c.score)
+        confidence = chosen.score + (0.25 if agreeing else 0)
         out.set("seller_name", " ".join(str(chosen.value).split()), confidence, chosen)
 
     if directory is not None:

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +112,7 @@ class Shared:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory, pki_template) -> Shared:
+def shared(tmp_path_factory, pki_template) -> Iterator[Shared]:
     settings = make_settings(tmp_path_factory.mktemp("bundles") / "data", pki_template)
     rt = build_runtime(settings)
     pdf = make_pdfa("FACTURE 2026-0099", seed=99)
@@ -391,7 +391,6 @@ TAMPERING = {
             "artifacts/original.pdf: SHA-256 the journal recorded (artifact original)",
             "artifacts/original.p7s: detached seal over artifacts/original.pdf",
             "artifacts/original.tsr: timestamp token over artifacts/original.pdf",
-            "artifacts/sealed.pdf: incremental update of the original",
         ],
     ),
     "sealed PDF": (
@@ -551,6 +550,45 @@ def test_edited_invoice_fields_are_caught(einvoice, path, expected):
     report = verify_bundle(tampered(data, change, cover=True))
     for name in expected:
         assert name in failed(report), report.to_json()["failures"]
+
+
+def test_invoice_json_beside_per_field_facts_is_checked_too(shared):
+    """Scans keep ``{"invoice": data, "fields": {...}}`` in invoice.json: the data part
+    must still be what the journal recorded."""
+    from decimal import Decimal
+
+    from archive.deposit import Derived, Submission, invoice_payload, receive
+    from archive.invoice import InvoiceData
+
+    invoice = InvoiceData(invoice_number="SCAN-7", total_ttc=Decimal("120.00"))
+    body = {"invoice": invoice_payload(invoice), "fields": {"total_ttc": {"confidence": 0.9}}}
+
+    def admit(data: bytes) -> Submission:
+        derived = Derived("invoice.json", json.dumps(body).encode(), "application/json")
+        return Submission(pades_copy=True, derived=(derived,), invoice=invoice)
+
+    archive = shared.runtime.archive
+    doc = receive(
+        archive,
+        data=make_pdfa("SCAN-7", seed=77),
+        filename="scan.pdf",
+        company_ref=None,
+        actor=ACTOR,
+        source="test",
+        admit=admit,
+    ).document
+    data = build_bundle(archive, doc.id, actor=ACTOR)
+    report = verify_bundle(data)
+    assert report.ok, report.failures
+    name = "artifacts/invoice.json: invoice data digest the journal recorded"
+    assert name in [c.name for c in report.checks]
+
+    def change(files: dict[str, bytes]) -> None:
+        forged = json.loads(files["artifacts/invoice.json"])
+        forged["invoice"]["total_ttc"] = "12.00"
+        files["artifacts/invoice.json"] = json.dumps(forged).encode()
+
+    assert name in failed(verify_bundle(tampered(data, change, cover=True)))
 
 
 @pytest.mark.parametrize(

@@ -201,3 +201,35 @@ def test_a_conversion_that_is_not_lossless_fails_the_document_loudly(rt, monkeyp
     assert "page 1" in flags[0].message
     # The original as received is still archived, sealed and verifiable.
     assert verify_document(rt.archive, doc, actor="test").ok
+
+
+def _bad_inputs():
+    from tests.capture.scan.test_convert import BAD_INPUTS
+
+    return BAD_INPUTS
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [(case[1], case[3]) for case in _bad_inputs()],
+    ids=[case[0] for case in _bad_inputs()],
+)
+def test_every_kind_of_bad_input_is_kept_in_quarantine_and_visible(rt, make, code):
+    data = make()
+    result = rt.pipeline.intake(data, filename="in.bin", actor="station:q", source="test")
+    assert (result.status, result.reason_code) == ("quarantined", code)
+    assert result.reason  # a sentence a person can act on
+    status = rt.pipeline.status(result.capture.id)
+    assert status["status"] == "quarantined" and status["reason_code"] == code
+    with session_scope(rt.archive.engine, read_only=True) as session:
+        kept = session.get(Quarantine, uuid.UUID(status["quarantine_id"]))
+    assert rt.archive.store.get(kept.storage_key, kept.storage_version) == data
+
+
+def test_a_low_resolution_scan_is_archived_and_flagged(rt):
+    png = scan_png(["FACTURE 150 DPI"], seed=51, size=(620, 877), dpi=150)
+    result = rt.pipeline.intake(png, filename="low.png", actor="s", source="t")
+    assert result.status == "processing"
+    assert rt.pipeline.process(result.document_id) == "archived"
+    status = rt.pipeline.status(result.capture.id)
+    assert "low_resolution" in {f["code"] for f in status["flags"]}
