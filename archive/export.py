@@ -301,8 +301,8 @@ def export_period(
         total = _count(session, company.id)
     work = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
     work.mkdir(parents=True)
+    writer = _Writer(work)
     try:
-        writer = _Writer(work)
         result = _export(archive, company, year, writer, total, actor, on_progress, page_size)
         writer.entries.close()
         (work / _ENTRIES).unlink()
@@ -310,6 +310,7 @@ def export_period(
             out.rmdir()
         work.rename(out)
     except BaseException:
+        writer.entries.close()
         shutil.rmtree(work, ignore_errors=True)
         raise
     result = dataclasses.replace(result, directory=out)

@@ -152,6 +152,13 @@ class _Certificates:
         subject, not_after, weak = self._seen[key]
         return CertificateUse(role, key, subject, not_after, weak)
 
+    def known(self, sha256: str, role: str) -> CertificateUse | None:
+        """A certificate already met in this run, by the SHA-256 of its DER."""
+        if sha256 not in self._seen:
+            return None
+        subject, not_after, weak = self._seen[sha256]
+        return CertificateUse(role, sha256, subject, not_after, weak)
+
 
 def _weak_certificate(cert: x509.Certificate) -> list[str]:
     weak = []
@@ -300,10 +307,25 @@ def _layers(
     for root, members in sorted(lineages.items()):
         count, head_artifact = max(members, key=lambda m: m[0])
         proof = _Proof()
-        try:
-            _pdf_proof(proof, certs, _need(blobs, head_artifact.name))
-        except (_Missing, *_PDF_ERRORS) as exc:
-            proof.weak.append(f"evidence cannot be read: {exc}")
+        row = evidence[head_artifact.id]
+        seal = certs.known(row.seal_cert_sha256, "seal")
+        tsa = certs.known(row.tsa_cert_sha256, "tsa")
+        if count == 0 and row.seal_format != "PAdES-B-LTA" and seal and tsa:
+            # No document timestamp: the proof is the seal and its signature timestamp,
+            # whose certificates the evidence row names (and the sweep checks that row
+            # against the PDF). Reading a PDF's signatures is slow; skip it when known.
+            proof.certificates.extend((seal, tsa))
+            algorithm = row.signature_algorithm.lower()
+            proof.weak.extend(
+                f"PAdES seal signature algorithm is {row.signature_algorithm}"
+                for denied in DENIED_HASHES
+                if denied in algorithm
+            )
+        else:
+            try:
+                _pdf_proof(proof, certs, _need(blobs, head_artifact.name))
+            except (_Missing, *_PDF_ERRORS) as exc:
+                proof.weak.append(f"evidence cannot be read: {exc}")
         layers.append(
             EvidenceLayer(
                 document_id,
@@ -342,7 +364,10 @@ class _Missing(Exception):
 
 
 def _need(blobs: dict[str, bytes | None], name: str) -> bytes:
-    data = blobs.get(name)
+    try:
+        data = blobs[name]  # a lazy mapping reads it now
+    except KeyError:
+        data = None
     if data is None:
         raise _Missing(f"{name} is missing or unreadable")
     return data
@@ -373,6 +398,9 @@ class SweepProgress:
     documents_total: int
     artifacts: int
     failures: int
+    #: Documents go in id order: a sweep interrupted after this one can go on with
+    #: ``resume_after=last_document_id``.
+    last_document_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -480,10 +508,13 @@ def _failure(subject: str, check: Check) -> Failure:
 
 
 def _document_pages(
-    archive: Archive, company_id: uuid.UUID | None, page: int = _PAGE
+    archive: Archive,
+    company_id: uuid.UUID | None,
+    page: int = _PAGE,
+    after: uuid.UUID | None = None,
 ) -> Iterator[list[uuid.UUID]]:
     """Document ids in id order, a page at a time, each page read in its own transaction."""
-    last: uuid.UUID | None = None
+    last = after
     while True:
         with session_scope(archive.engine, read_only=True) as session:
             query = select(Document.id).order_by(col(Document.id)).limit(page)
@@ -514,11 +545,13 @@ def integrity_sweep(
     horizon_days: int = 365,
     on_progress: Callable[[SweepProgress], None] | None = None,
     record: bool = True,
+    resume_after: uuid.UUID | None = None,
 ) -> IntegrityReport:
     """Check every stored artifact, seal, timestamp and renewal, then the journal.
 
     Read-only but for the "integrity.checked" event at the end (``record``): rerun it at
-    will. Failures name the document, the artifact and the check.
+    will, or go on after the last document an interrupted run reported
+    (``resume_after``). Failures name the document, the artifact and the check.
     """
     started_at = utcnow()
     clock = time.perf_counter()
@@ -530,7 +563,7 @@ def integrity_sweep(
     due: list[tuple[EvidenceLayer, tuple[str, ...]]] = []
     done = 0
     proofs = 0
-    for ids in _document_pages(archive, company_id):
+    for ids in _document_pages(archive, company_id, after=resume_after):
         with session_scope(archive.engine, read_only=True) as session:
             for document_id in ids:
                 document = session.get(Document, document_id)
@@ -559,7 +592,7 @@ def integrity_sweep(
                         due.append((layer, tuple(reasons)))
                 done += 1
         if on_progress is not None:
-            on_progress(SweepProgress(done, total, spent.artifacts, len(failures)))
+            on_progress(SweepProgress(done, total, spent.artifacts, len(failures), ids[-1]))
     journal_clock = time.perf_counter()
     with session_scope(archive.engine, read_only=True) as session:
         journal = verify_journal(archive, session)
@@ -712,19 +745,24 @@ def renew_evidence(
             artifacts_seen += len(artifacts)
             done += 1
             subject = f"document:{document.id}"
-            blobs, damaged = _read_checked(archive, artifacts)
+            # Read lazily: deciding needs only the small evidence files (and a PDF when it
+            # carries document timestamps); renewing reads what the renewal covers.
+            blobs = _StoredBytes(archive, artifacts)
             layers = _layers(document.id, artifacts, evidence, blobs, certs)
             todo = [(layer, tuple(layer.reasons(limit))) for layer in layers]
-            todo = [(layer, reasons) for layer, reasons in todo if reasons]
-            if not todo:
-                continue
-            if damaged:
-                failures.extend(
-                    Failure(subject, name, "stored bytes match fingerprint", "not renewed")
-                    for name in damaged
-                )
-                continue
             for layer, reasons in todo:
+                if not reasons:
+                    continue
+                needed = _needed(layer, artifacts, evidence)
+                for name in needed:
+                    blobs.get_checked(name)
+                damaged = [name for name in needed if name in blobs.damaged]
+                if damaged:
+                    failures.extend(
+                        Failure(subject, name, "stored bytes match fingerprint", "not renewed")
+                        for name in damaged
+                    )
+                    continue
                 if dry_run:
                     renewed.append(
                         Renewed(
@@ -739,7 +777,7 @@ def renew_evidence(
                     continue
                 try:
                     planned = _prepare_renewal(
-                        archive, layer, reasons, artifacts, evidence, blobs, limit
+                        archive, layer, reasons, needed, artifacts, evidence, blobs, limit
                     )
                     result = _record_renewal(archive, document, planned, actor=actor)
                 except (RenewalError, TimestampError, StorageError) as exc:
@@ -766,28 +804,62 @@ def renew_evidence(
     )
 
 
-def _read_checked(
-    archive: Archive, artifacts: list[Artifact]
-) -> tuple[dict[str, bytes | None], list[str]]:
-    blobs: dict[str, bytes | None] = {}
-    damaged = []
-    for artifact in artifacts:
+class _StoredBytes(dict[str, bytes | None]):
+    """A document's artifacts, read from the store on first use and checked against their
+    fingerprints; damaged or unreadable ones read as None (and are listed in ``damaged``)."""
+
+    def __init__(self, archive: Archive, artifacts: list[Artifact]) -> None:
+        super().__init__()
+        self._archive = archive
+        self._by_name = {a.name: a for a in artifacts}
+        self.damaged: list[str] = []
+
+    def __missing__(self, name: str) -> bytes | None:
+        artifact = self._by_name.get(name)
+        if artifact is None:
+            raise KeyError(name)
         try:
-            data = archive.store.get(artifact.storage_key, artifact.storage_version)
+            data: bytes | None = self._archive.store.get(
+                artifact.storage_key, artifact.storage_version
+            )
         except StorageError:
-            blobs[artifact.name] = None
-            damaged.append(artifact.name)
-            continue
-        blobs[artifact.name] = data
-        if hashlib.sha256(data).hexdigest() != artifact.sha256:
-            damaged.append(artifact.name)
-    return blobs, damaged
+            data = None
+        if data is None or hashlib.sha256(data).hexdigest() != artifact.sha256:
+            self.damaged.append(name)
+            data = None
+        self[name] = data
+        return data
+
+    def get_checked(self, name: str) -> bytes | None:
+        try:
+            return self[name]
+        except KeyError:
+            self.damaged.append(name)
+            return None
+
+
+def _needed(
+    layer: EvidenceLayer, artifacts: list[Artifact], evidence: dict[uuid.UUID, Evidence]
+) -> list[str]:
+    """What renewing ``layer`` reads: the PDF to extend, or the artifact (first) and every
+    evidence file the renewal will cover."""
+    if layer.construction == "pades":
+        return [layer.head]
+    by_id = {a.id: a for a in artifacts}
+    base = next(a for a in artifacts if a.name == layer.artifact)
+    row = evidence.get(base.id)
+    refs = (row.signature_artifact_id, row.timestamp_artifact_id) if row else ()
+    names = [base.name, *(by_id[ref].name for ref in refs if ref in by_id)]
+    for k in range(1, layer.renewals + 1):
+        names.extend(renewal_names(base.name, k))
+    return names
 
 
 def _prepare_renewal(
     archive: Archive,
     layer: EvidenceLayer,
     reasons: tuple[str, ...],
+    needed: list[str],
     artifacts: list[Artifact],
     evidence: dict[uuid.UUID, Evidence],
     blobs: dict[str, bytes | None],
@@ -799,36 +871,23 @@ def _prepare_renewal(
     if layer.construction == "pades":
         head = by_name[layer.head]
         pdf, token = run_sync(_document_timestamp(archive, _need(blobs, head.name)))
-        name = f"{layer.artifact}{_LTA}{n}"
-        parts = {name: (pdf, _PDF_MEDIA_TYPE, "content")}
-        base_evidence = evidence.get(head.id)
+        parts = {f"{layer.artifact}{_LTA}{n}": (pdf, _PDF_MEDIA_TYPE, "content")}
     else:
-        base = by_name[layer.artifact]
-        row = evidence.get(base.id)
-        by_id = {a.id: a for a in artifacts}
-        covered = [
-            by_id[ref].name
-            for ref in ((row.signature_artifact_id, row.timestamp_artifact_id) if row else ())
-            if ref in by_id
-        ]
-        for k in range(1, n):
-            covered.extend(renewal_names(base.name, k))
+        head = by_name[layer.artifact]
         body = renewal_body(
-            artifact=base.name,
-            artifact_sha256=base.sha256,
+            artifact=head.name,
+            artifact_sha256=head.sha256,
             n=n,
-            covers=[(c, hashlib.sha256(_need(blobs, c)).hexdigest()) for c in covered],
+            covers=[(c, hashlib.sha256(_need(blobs, c)).hexdigest()) for c in needed[1:]],
         )
         token = run_sync(archive.timestamper.stamp(hashlib.sha256(body).digest()))
-        body_name, token_name = renewal_names(base.name, n)
+        body_name, token_name = renewal_names(head.name, n)
         parts = {
             body_name: (body, BODY_MEDIA_TYPE, "renewal"),
             token_name: (token.response_der, _TSR_MEDIA_TYPE, "timestamp"),
         }
-        head = base
-        base_evidence = row
     _refuse_short_lived(token, limit)
-    return _Planned(layer, reasons, parts, token, head, base_evidence)
+    return _Planned(layer, reasons, parts, token, head, evidence.get(head.id))
 
 
 def _refuse_short_lived(token: TimestampToken, limit: dt.datetime) -> None:

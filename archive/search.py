@@ -1,20 +1,22 @@
 """Search over archived documents for tax auditors and accountants.
 
-One row per document in ``search_index`` (:class:`~archive.models.SearchEntry`): the
-invoice fields, the document's text (OCR text of a scan, text of an e-invoice's XML) and
-``terms``, the folded words a full-text index covers. The row is derived and mutable, not
-evidence: deposit rewrites it when a document is archived or its invoice data or state
-changes (:func:`index_document`), and :func:`reindex` rebuilds every row from the registry
-and the stored artifacts.
+One narrow row per document in ``search_index`` (:class:`~archive.models.SearchEntry`):
+the invoice fields, state and scope, what is filtered, counted and sorted. Beside it, in
+``search_text`` (:class:`~archive.models.SearchText`), the document's text (OCR text of a
+scan, text of an e-invoice's XML) and ``terms``, the folded words a full-text index covers.
+Both are derived and mutable, not evidence: deposit rewrites them when a document is
+archived or its invoice data or state changes (:func:`index_document`), and
+:func:`reindex` rebuilds every row from the registry and the stored artifacts.
 
 Full text is one code path over two engines. Words are folded here, in Python (lower case,
 accents and ligatures removed, split on anything that is not a letter or a digit), for the
 index and for the query alike, so "échéance", "ECHEANCE" and "echeance" are one word on
-both databases and no ``unaccent`` extension is needed. SQLite matches with FTS5, PostgreSQL
-with a GIN index on a stored ``to_tsvector('simple', terms)``. The ``simple`` configuration, not
-``french``: invoices are names, numbers and references that a French stemmer would mangle
-("Durand" and "durant" stem alike, SIRET/IBAN fragments are not words), and SQLite has no
-French stemmer, so ``simple`` is what gives the same answers on both databases.
+both databases and no ``unaccent`` extension is needed. SQLite matches with FTS5,
+PostgreSQL with a GIN index on a stored ``to_tsvector('simple', terms)``. The ``simple``
+configuration, not ``french``: invoices are names, numbers and references that a French
+stemmer would mangle ("Durand" and "durant" stem alike, SIRET/IBAN fragments are not
+words), and SQLite has no French stemmer, so ``simple`` is what gives the same answers on
+both databases.
 
 Pages are limit/offset over a total order (the sort key, then the row id), so a page is
 stable while the index does not change; ``total`` counts every match in scope.
@@ -37,10 +39,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import ColumnElement, column, func, literal_column, table
+from sqlalchemy import ColumnElement, Table, column, func, literal_column, table
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
@@ -57,6 +59,7 @@ from archive.models import (
     InvoiceRecord,
     Role,
     SearchEntry,
+    SearchText,
 )
 from archive.service import resolve_company
 from storage import session_scope
@@ -72,13 +75,16 @@ MAX_WORD_CHARS = 64
 MAX_LIMIT = 200
 MAX_OFFSET = 100_000
 
-#: The FTS5 table (SQLite), the tsvector column and its GIN index (PostgreSQL) of
-#: migration 0004: full-text DDL that no model describes. SQLite adds shadow tables named
-#: ``search_fts_*``.
+#: The FTS5 table (SQLite), the tsvector column of ``search_text`` and its GIN index
+#: (PostgreSQL) of migration 0004: full-text DDL that no model describes. SQLite adds
+#: shadow tables named ``search_fts_*``.
 FTS_TABLE = "search_fts"
 FTS_COLUMN = "fts_vector"
-FTS_INDEX = "ix_search_index_fts"
+FTS_INDEX = "ix_search_text_fts"
 _TS_CONFIG = "'simple'::regconfig"
+# The tables, for Core upserts (SQLModel does not type ``__table__``).
+_ENTRY = cast(Table, SearchEntry.metadata.tables[SearchEntry.__tablename__])
+_TEXT = cast(Table, SearchText.metadata.tables[SearchText.__tablename__])
 
 
 def is_fulltext_object(name: str | None) -> bool:
@@ -150,6 +156,10 @@ def xml_text(data: bytes) -> str:
     return " ".join(html.unescape(_TAG.sub(" ", document)).split())
 
 
+def _is_text(name: str, media_type: str) -> bool:
+    return name == "ocr.txt" or media_type.startswith("text/plain") or media_type in XML_MEDIA_TYPES
+
+
 def document_text(
     parts: Iterable[Part],
     *,
@@ -162,11 +172,14 @@ def document_text(
     texts: list[str] = []
     if original is not None and original_media_type in XML_MEDIA_TYPES:
         texts.append(xml_text(original))
-    for part in parts:
-        if part.name == "ocr.txt" or part.media_type.startswith("text/plain"):
-            texts.append(part.data.decode("utf-8", errors="replace"))
-        elif part.media_type in XML_MEDIA_TYPES:
+    # By name, so that a reindex from the store puts the pieces in the same order.
+    for part in sorted(parts, key=lambda p: p.name):
+        if not _is_text(part.name, part.media_type):
+            continue
+        if part.media_type in XML_MEDIA_TYPES:
             texts.append(xml_text(part.data))
+        else:
+            texts.append(part.data.decode("utf-8", errors="replace"))
     if not texts:
         return None
     return "\n".join(texts)[:MAX_TEXT_CHARS]
@@ -204,8 +217,8 @@ def _invoice_words(invoice: InvoiceData | None, document: Document) -> list[str]
     return words(" ".join(v for v in values if v))
 
 
-def entry_values(document: Document, invoice: InvoiceData | None, text: str) -> dict[str, Any]:
-    """The index row of ``document`` (every column but ``id``)."""
+def entry_values(document: Document, invoice: InvoiceData | None) -> dict[str, Any]:
+    """The ``search_index`` row of ``document`` (every column but ``id``)."""
     issue = invoice.issue_date if invoice else None
     supplier = invoice.seller_name if invoice else None
     return {
@@ -224,29 +237,44 @@ def entry_values(document: Document, invoice: InvoiceData | None, text: str) -> 
         "total_ttc": invoice.total_ttc if invoice else None,
         "currency": invoice.currency if invoice else None,
         "received_at": document.received_at,
-        "text": text,
-        "terms": " ".join([*_invoice_words(invoice, document), *words(text)]),
         "indexed_at": utcnow(),
     }
 
 
+def text_values(document: Document, invoice: InvoiceData | None, text: str) -> dict[str, Any]:
+    """The ``search_text`` row of ``document`` (every column but ``entry_id``)."""
+    return {"text": text, "terms": " ".join([*_invoice_words(invoice, document), *words(text)])}
+
+
 def index_document(session: Session, document: Document, *, text: str | None = None) -> None:
-    """Write ``document``'s index row from its state, its latest invoice data and ``text``
+    """Write ``document``'s index rows from its state, its latest invoice data and ``text``
     (None keeps the text already indexed), inside the caller's transaction."""
     session.flush()
     if text is None:
         text = session.exec(
-            select(SearchEntry.text).where(SearchEntry.document_id == document.id)
+            select(SearchText.text)
+            .join(SearchEntry, col(SearchEntry.id) == col(SearchText.entry_id))
+            .where(SearchEntry.document_id == document.id)
         ).first()
-    values = entry_values(document, _latest_invoice(session, document.id), text or "")
+    invoice = _latest_invoice(session, document.id)
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(SearchEntry).values(**values)
-    # An upsert: a reindex and a deposit may race on the same document.
-    statement = statement.on_conflict_do_update(
-        index_elements=["document_id"],
-        set_={k: v for k, v in values.items() if k != "document_id"},
+    # Upserts: a reindex and a deposit may race on the same document.
+    entry = entry_values(document, invoice)
+    entry_id = session.execute(
+        insert(_ENTRY)
+        .values(**entry)
+        .on_conflict_do_update(
+            index_elements=["document_id"],
+            set_={k: v for k, v in entry.items() if k != "document_id"},
+        )
+        .returning(_ENTRY.c.id)
+    ).scalar_one()
+    found = text_values(document, invoice, text or "")
+    session.execute(
+        insert(_TEXT)
+        .values(entry_id=entry_id, **found)
+        .on_conflict_do_update(index_elements=["entry_id"], set_=found)
     )
-    session.execute(statement)
 
 
 def _stored_text(archive: Archive, document: Document, artifacts: Sequence[Artifact]) -> str | None:
@@ -262,7 +290,7 @@ def _stored_text(archive: Archive, document: Document, artifacts: Sequence[Artif
     parts = [
         _Stored(a.name, read(a), a.media_type)
         for a in artifacts
-        if a.role == "derived" and (a.name == "ocr.txt" or a.media_type in XML_MEDIA_TYPES)
+        if a.role == "derived" and _is_text(a.name, a.media_type)
     ]
     original = next((a for a in artifacts if a.name == "original"), None)
     xml_original = original is not None and document.media_type in XML_MEDIA_TYPES
@@ -445,8 +473,10 @@ def _tsquery(parsed: Sequence[Phrase]) -> str:
 
 def _matches(dialect: str, parsed: Sequence[Phrase]) -> ColumnElement[bool]:
     if dialect == "postgresql":
-        vector = literal_column(f"{SearchEntry.__tablename__}.{FTS_COLUMN}")
-        return vector.bool_op("@@")(func.to_tsquery(literal_column(_TS_CONFIG), _tsquery(parsed)))
+        vector: ColumnElement[Any] = literal_column(f"{_TEXT.name}.{FTS_COLUMN}")
+        asked = func.to_tsquery(literal_column(_TS_CONFIG), _tsquery(parsed))
+        found = select(col(SearchText.entry_id)).where(vector.bool_op("@@")(asked))
+        return col(SearchEntry.id).in_(found)
     fts = table(FTS_TABLE, column("rowid"))
     hits = select(fts.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(_fts5_query(parsed)))
     return col(SearchEntry.id).in_(hits)
@@ -630,6 +660,7 @@ def search(archive: Archive, principal: Principal, query: SearchQuery) -> Search
         total = session.exec(select(func.count()).select_from(SearchEntry).where(*conditions)).one()
         e = SearchEntry
         shown = [
+            col(e.id),
             col(e.document_id),
             col(e.company_id),
             col(e.supplier_name),
@@ -642,8 +673,6 @@ def search(archive: Archive, principal: Principal, query: SearchQuery) -> Search
             col(e.kind),
             col(e.state),
             col(e.received_at),
-            # The text only when there is a snippet to cut from it; ``terms`` never.
-            col(e.text) if parsed else literal_column("''").label("text"),
         ]
         rows = session.execute(
             sa_select(*shown)
@@ -652,6 +681,14 @@ def search(archive: Archive, principal: Principal, query: SearchQuery) -> Search
             .limit(query.limit)
             .offset(query.offset)
         ).all()
+        texts: dict[int, str] = {}
+        if parsed and rows:  # the text only when there are snippets to cut from it
+            found = session.execute(
+                sa_select(col(SearchText.entry_id), col(SearchText.text)).where(
+                    col(SearchText.entry_id).in_([row.id for row in rows])
+                )
+            )
+            texts = {entry_id: text for entry_id, text in found}
         items = tuple(
             SearchHit(
                 document_id=row.document_id,
@@ -666,7 +703,7 @@ def search(archive: Archive, principal: Principal, query: SearchQuery) -> Search
                 kind=row.kind,
                 state=row.state,
                 received_at=row.received_at,
-                snippet=snippet(row.text, parsed) if parsed else None,
+                snippet=snippet(texts.get(row.id, ""), parsed) if parsed else None,
             )
             for row in rows
         )

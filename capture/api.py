@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from archive import Archive, Role, describe
 from archive.api import Caller, read_upload
-from archive.service import resolve_company
+from archive.service import get_document, resolve_company
 from capture.einvoice.service import receive_einvoice, record_lifecycle_status
 from capture.einvoice.validate import Validator
 from capture.pipeline import Pipeline
@@ -66,6 +66,8 @@ def make_router(
     @router.post("/einvoices/{document_id}/status", status_code=status.HTTP_201_CREATED)
     def post_status(caller: Caller, document_id: str, body: StatusIn) -> dict[str, Any]:
         caller.require(Role.station)
+        with session_scope(archive.engine, read_only=True) as session:
+            caller.require_company(get_document(session, document_id).company_id)
         row = record_lifecycle_status(
             archive,
             document_id=document_id,

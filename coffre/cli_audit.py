@@ -30,6 +30,7 @@ EXIT_OK = 0
 EXIT_FAILED_CHECK = 1
 EXIT_USAGE = 2
 EXIT_UNREADABLE = 3
+_DUE_SHOWN = 50
 
 _out = Console()
 _err = Console(stderr=True)
@@ -337,12 +338,14 @@ def _print_sweep(report: IntegrityReport) -> None:
                 ),
                 highlight=False,
             )
-    for layer, reasons in report.due:
+    for layer, reasons in report.due[:_DUE_SHOWN]:
         _out.print(
             escape(f"  due: document:{layer.document_id} {layer.artifact}: {'; '.join(reasons)}"),
             highlight=False,
             soft_wrap=True,
         )
+    if len(report.due) > _DUE_SHOWN:
+        _out.print(f"  … and {len(report.due) - _DUE_SHOWN} more (--json lists them all)")
     for reason in report.anchor_due:
         _out.print(escape(f"  due: latest journal anchor: {reason}"), highlight=False)
     if report.due or report.anchor_due:

@@ -32,7 +32,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +107,8 @@ class LocalWormStore:
         self.root = Path(root)
         self._clock = clock
         self._sync_workers = sync_workers
+        self._sync_pool: ThreadPoolExecutor | None = None
+        self._sync_pool_pid = 0
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -476,10 +478,23 @@ class LocalWormStore:
             for path in paths:
                 self._fsync_path(path, directories)
             return
-        workers = min(self._sync_workers, len(paths))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="coffre-fsync") as pool:
-            for _ in pool.map(lambda path: self._fsync_path(path, directories), paths):
-                pass
+        pool = self._pool()
+        futures = [pool.submit(self._fsync_path, path, directories) for path in paths]
+        wait(futures)  # all of them, even when one fails
+        for future in futures:
+            future.result()
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """The flushing threads, started on first use, and again in a forked child (which
+        inherits the executor but not its threads). No lock, so a fork cannot inherit one
+        held: two threads racing here at worst start two executors, and one is dropped."""
+        pool = self._sync_pool
+        if pool is None or self._sync_pool_pid != os.getpid():
+            pool = ThreadPoolExecutor(
+                max_workers=self._sync_workers, thread_name_prefix="coffre-fsync"
+            )
+            self._sync_pool, self._sync_pool_pid = pool, os.getpid()
+        return pool
 
     def _fsync_path(self, path: Path, directory: bool) -> None:
         if directory:

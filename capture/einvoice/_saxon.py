@@ -3,9 +3,12 @@ that write SVRL) with SaxonC-HE, and reading their SVRL output.
 
 One SaxonC processor per engine. Each stylesheet is compiled once, on first use, under a
 lock; each thread then runs its own clone of the compiled executable, because SaxonC
-executables are not thread-safe. Documents are handed over as nodes parsed from an
-in-memory string, never as a file name or URI: file names with spaces broke, and the
-bytes we validate must be exactly the ones we were given.
+executables are not thread-safe. A stylesheet's SVRL stays inside Saxon: a small stylesheet
+of ours (:data:`SVRL_FINDINGS_XSLT`) keeps only the failed assertions and successful
+reports, so Saxon serialises a few entries instead of tens of kilobytes of ``fired-rule``
+elements that Python would parse only to skip them. Documents are handed over as nodes
+parsed from an in-memory string, never as a file name or URI: file names with spaces
+broke, and the bytes we validate must be exactly the ones we were given.
 
 This module knows nothing of which rules apply to which invoice, and it never raises for
 an invalid invoice: a stylesheet that fails at run time raises :class:`TransformFailed`,
@@ -29,6 +32,27 @@ SVRL_NS = "http://purl.oclc.org/dsdl/svrl"
 _FAILED_ASSERT = f"{{{SVRL_NS}}}failed-assert"
 _SUCCESSFUL_REPORT = f"{{{SVRL_NS}}}successful-report"
 _TEXT = f"{{{SVRL_NS}}}text"
+
+#: Copies, from an SVRL document, what :func:`parse_svrl` reads (the failed assertions and
+#: successful reports, in document order, with their attributes and the string value of
+#: their first ``svrl:text``), and nothing else. Anything but an SVRL document gives no
+#: output at all.
+SVRL_FINDINGS_XSLT = f"""<xsl:stylesheet version="3.0"
+    xmlns:xsl="http://www.w3.org/1999/XSL/Transform" xmlns:svrl="{SVRL_NS}">
+  <xsl:output method="xml" indent="no" omit-xml-declaration="yes"/>
+  <xsl:template match="/">
+    <xsl:for-each select="svrl:schematron-output">
+      <svrl:schematron-output>
+        <xsl:for-each select="//(svrl:failed-assert | svrl:successful-report)">
+          <xsl:copy>
+            <xsl:copy-of select="@id | @flag | @location | @test"/>
+            <svrl:text><xsl:value-of select="string(svrl:text[1])"/></svrl:text>
+          </xsl:copy>
+        </xsl:for-each>
+      </svrl:schematron-output>
+    </xsl:for-each>
+  </xsl:template>
+</xsl:stylesheet>"""
 
 # Rule ids open most messages: "[BR-52]-Each Additional supporting document...".
 _BRACKETED_ID = re.compile(r"^\s*\[([A-Za-z][A-Za-z0-9_.-]*)\]")
@@ -69,6 +93,7 @@ class SaxonEngine:
         self._processor: Any = None
         self._compiler: Any = None
         self._compiled: dict[Path, Any] = {}
+        self._svrl_findings: Any = None
         self._local = threading.local()
 
     def _saxon(self) -> Any:
@@ -85,6 +110,7 @@ class SaxonEngine:
     def compile(self, stylesheet: Path) -> None:
         """Compile ``stylesheet`` now unless already done (safe to call from any thread)."""
         self._compiled_executable(stylesheet)
+        self._extractor()
 
     def _compiled_executable(self, stylesheet: Path) -> Any:
         executable = self._compiled.get(stylesheet)
@@ -105,14 +131,28 @@ class SaxonEngine:
                 self._compiled[stylesheet] = executable
             return executable
 
-    def _thread_executable(self, stylesheet: Path) -> Any:
-        clones: dict[Path, Any] | None = getattr(self._local, "clones", None)
+    def _thread_executable(self, stylesheet: Path | None) -> Any:
+        """This thread's clone of a compiled stylesheet (``None``: the SVRL extractor)."""
+        clones: dict[Path | None, Any] | None = getattr(self._local, "clones", None)
         if clones is None:
             clones = self._local.clones = {}
         executable = clones.get(stylesheet)
         if executable is None:
-            executable = clones[stylesheet] = self._compiled_executable(stylesheet).clone()
+            compiled = (
+                self._extractor() if stylesheet is None else self._compiled_executable(stylesheet)
+            )
+            executable = clones[stylesheet] = compiled.clone()
         return executable
+
+    def _extractor(self) -> Any:
+        """The compiled :data:`SVRL_FINDINGS_XSLT` (ours: it cannot be missing)."""
+        self._saxon()
+        with self._lock:
+            if self._svrl_findings is None:
+                self._svrl_findings = self._compiler.compile_stylesheet(
+                    stylesheet_text=SVRL_FINDINGS_XSLT
+                )
+            return self._svrl_findings
 
     def parse(self, xml_text: str) -> Any:
         """Parse a document (already checked safe by ``capture.safexml``) into a Saxon node.
@@ -128,13 +168,16 @@ class SaxonEngine:
     def run(self, stylesheet: Path, document: Any) -> list[SvrlEntry]:
         """Run a compiled Schematron stylesheet on a parsed document; return its findings."""
         executable = self._thread_executable(stylesheet)
+        extractor = self._thread_executable(None)
         try:
-            svrl = executable.transform_to_string(xdm_node=document)
+            result = executable.transform_to_value(xdm_node=document)
+            node = result.head if result is not None else None
+            findings = extractor.transform_to_string(xdm_node=node) if node is not None else ""
         except Exception as exc:
             raise TransformFailed(str(exc).strip()) from exc
-        if not svrl:
+        if not findings:
             raise TransformFailed("the stylesheet produced no SVRL output")
-        return parse_svrl(svrl.encode("utf-8"))
+        return parse_svrl(findings.encode("utf-8"))
 
 
 def parse_svrl(svrl: bytes) -> list[SvrlEntry]:

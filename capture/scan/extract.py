@@ -153,8 +153,10 @@ class Extraction:
     """What was read from the scan, and what looked wrong."""
 
     invoice: InvoiceData
-    #: (code, message): totals_inconsistent, iban_changed, unknown_supplier,
-    #: supplier_mismatch.
+    #: (code, message), codes: ``totals_inconsistent`` (the totals, or the VAT breakdown, do
+    #: not add up as read), ``iban_changed`` (not an account known for the supplier: fraud
+    #: risk), ``unknown_supplier``, ``supplier_mismatch`` (the VAT number or IBAN belongs to a
+    #: supplier with another SIREN), ``no_text`` (nothing to read).
     flags: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -370,6 +372,14 @@ def _rates(line: _Line) -> list[tuple[Decimal, int, int]]:
         except InvalidOperation:  # pragma: no cover - the pattern only admits numbers
             continue
         canonical = next((r for r in VAT_RATES if r == value), None)
+        if canonical is None and value > 30 and "," not in m.group(1) and "." not in m.group(1):
+            # "210 %", "550 %", "2000 %": the OCR lost the decimal comma of a rate.
+            digits = m.group(1)
+            fits = {
+                r for i in range(1, len(digits)) for r in VAT_RATES
+                if r == Decimal(f"{digits[:i]}.{digits[i:]}")
+            }  # fmt: skip
+            canonical = fits.pop() if len(fits) == 1 else None
         if canonical is not None:
             out.append((canonical, m.start(), m.end()))
     return out
@@ -1007,6 +1017,15 @@ def _breakdown_rows(doc: _Document) -> list[_Row]:
             continue
         labelled = any(h.field == "total_vat" for h in doc.hits[id(line)])
         after = [a for a in amounts if a.start >= r_end]
+        if labelled and not after:
+            # "TVA 20 % 12117 €": the tax lost its decimal comma (121,17).
+            bare = [a for a in doc.amounts[id(line)] if a.start >= r_end and a.currency]
+            if len(bare) == 1 and not bare[0].decimals and bare[0].value >= 100:
+                a = bare[0]
+                rows.append(
+                    _Row(rate, None, (a.value / 100).quantize(CENT), line, r_start, a.end, False)
+                )
+                continue
         if labelled and len(after) == 1:
             a = after[0]
             rows.append(_Row(rate, None, a.value, line, r_start, a.end, False))
@@ -1031,18 +1050,26 @@ def _under_breakdown_head(doc: _Document, line: _Line) -> bool:
     return any(o.page == line.page and _BREAKDOWN_HEAD.search(o.fold) for o in above)
 
 
-def _item_bases(doc: _Document, hit_lines: set[int]) -> dict[Decimal, Decimal]:
-    """Net amounts of the invoice lines summed per rate (the last amount of a row with a rate)."""
+_ANY_RATE = re.compile(r"(?<![\d.,])\d{1,4}(?:[.,]\d{1,2})?\s?%")
+
+
+def _item_bases(doc: _Document, hit_lines: set[int]) -> tuple[dict[Decimal, Decimal], bool]:
+    """Net amounts of the invoice lines summed per rate (the last amount of a row with a rate),
+    and whether every line with a rate was read (else the sums of the other rates are short)."""
     bases: dict[Decimal, Decimal] = {}
+    complete = True
     for line in doc.lines:
         if id(line) in hit_lines:
             continue
         rates = _rates(line)
         amounts = [a for a in doc.amounts[id(line)] if a.decimals]
-        if len(rates) != 1 or not amounts:
+        if not amounts:
             continue
-        bases[rates[0][0]] = bases.get(rates[0][0], Decimal(0)) + amounts[-1].value
-    return bases
+        if len(rates) != len(_ANY_RATE.findall(line.num)):
+            complete = False
+        elif len(rates) == 1:
+            bases[rates[0][0]] = bases.get(rates[0][0], Decimal(0)) + amounts[-1].value
+    return bases, complete
 
 
 # --- parties -------------------------------------------------------------------------------
@@ -1220,12 +1247,13 @@ def _pick_totals(doc: _Document, rows: list[_Row], out: _Builder) -> None:
         for a in doc.amounts[id(line)]:
             if a.decimals and a.value > 0 and a.value not in seen:
                 seen.add(a.value)
-                loose.append(_Candidate(a.value, 0.0, line, a.start, a.end, "loose"))
+                loose.append(_Candidate(a.value, 0.3, line, a.start, a.end, "loose"))
     confirmed_rows = [r for r in rows if r.confirmed and r.base is not None]
     row_base = sum((r.base for r in confirmed_rows if r.base is not None), Decimal(0))
     row_vat = sum((r.amount for r in rows), Decimal(0))
     # The invoice lines, summed, are independent evidence for the totals.
-    items = _item_bases(doc, {id(r.line) for r in rows})
+    items, complete = _item_bases(doc, {id(r.line) for r in rows})
+    items = items if complete else {}
     items_ht = sum(items.values(), Decimal(0)) if items else None
     items_vat = sum((_vat_of(b, r) for r, b in items.items()), Decimal(0)) if items else None
     if items_ht is not None and items_vat is not None:
@@ -1245,38 +1273,59 @@ def _pick_totals(doc: _Document, rows: list[_Row], out: _Builder) -> None:
         if confirmed_rows and len(confirmed_rows) == len(rows):
             ht.append(_Candidate(row_base, 0.5, anchor.line, anchor.start, anchor.end, "rows"))
 
+    if items_ht is not None and items_vat is not None:
+        # The sum of the invoice lines, and the tax it implies, stand on their own too.
+        anchor_line = doc.lines[-1]
+        ht.append(_Candidate(items_ht, 0.4, anchor_line, 0, 0, "items"))
+        vat.append(_Candidate(items_vat, 0.35, anchor_line, 0, 0, "items"))
+
     by_value = {c.value: c for c in loose}
 
     def score_of(h: _Candidate | None, v: _Candidate | None, t: _Candidate | None) -> float:
         score = sum(c.score for c in (h, v, t) if c is not None)
-        if h is not None and v is not None and t is not None and h.value + v.value == t.value:  # type: ignore[operator]
-            score += 2.0
+        checks = 0  # independent confirmations
         if rows and v is not None and v.value == row_vat:
-            score += 0.5
+            score, checks = score + 0.5, checks + 1
         if h is not None and h.value == items_ht:
-            score += 1.0
+            score, checks = score + 1.0, checks + 1
         if v is not None and v.value == items_vat:
-            score += 0.5
-        if (
-            confirmed_rows
-            and len(confirmed_rows) == len(rows)
-            and h is not None
-            and h.value == row_base
-        ):
-            score += 0.5
+            score, checks = score + 0.5, checks + 1
+        if confirmed_rows and len(confirmed_rows) == len(rows) and h and h.value == row_base:
+            score, checks = score + 0.5, checks + 1
+        if h is not None and v is not None:
+            hv, vv = h.value, v.value
+            assert isinstance(hv, Decimal) and isinstance(vv, Decimal)
+            if h.line is v.line and h.end and v.end and _rates(h.line):
+                score -= 1.0  # a base and its tax on one line: a breakdown row, not the totals
+            if hv > 0 and not 0 <= vv <= hv / 4:
+                score -= 1.0  # no French rate gives that much (or negative) tax
+            elif any(_vat_of(hv, r) == vv for r in VAT_RATES):
+                score, checks = score + 0.5, checks + 1  # one rate explains the tax exactly
+        if h is not None and v is not None and t is not None and h.value + v.value == t.value:  # type: ignore[operator]
+            # Adding up proves something only if all three were read, or another check agrees:
+            # a total derived from the two others adds up by construction.
+            derived = any(c.label == "derived" for c in (h, v, t))
+            if not derived or checks:
+                score += 2.0
         return score
+
+    def completion(value: object, pair: _Candidate) -> _Candidate:
+        """The third total from two others: printed somewhere, or only derived."""
+        if value in by_value:
+            return by_value[value]
+        return _Candidate(value, 0.15, pair.line, 0, 0, "derived")
 
     combos: list[tuple[_Candidate | None, _Candidate | None, _Candidate | None]] = list(
         product([*ht, None], [*vat, None], [*ttc, None])
     )
-    # A single unlabelled amount may complete a labelled pair, if the sum confirms it.
-    for h, v, t in product([*ht, None], [*vat, None], [*ttc, None]):
-        if h and v and t is None and (found := by_value.get(h.value + v.value)):  # type: ignore[operator]
-            combos.append((h, v, found))
-        if h and t and v is None and (found := by_value.get(t.value - h.value)):  # type: ignore[operator]
-            combos.append((h, found, t))
-        if v and t and h is None and (found := by_value.get(t.value - v.value)):  # type: ignore[operator]
-            combos.append((found, v, t))
+    # The third total completing a pair, if the sum confirms it.
+    for ch, cv, ct in product([*ht, None], [*vat, None], [*ttc, None]):
+        if ch and cv:
+            combos.append((ch, cv, completion(ch.value + cv.value, ch)))  # type: ignore[operator]
+        if ch and ct:
+            combos.append((ch, completion(ct.value - ch.value, ct), ct))  # type: ignore[operator]
+        if cv and ct:
+            combos.append((completion(ct.value - cv.value, ct), cv, ct))  # type: ignore[operator]
     best: tuple[float, _Candidate | None, _Candidate | None, _Candidate | None] | None = None
     for h, v, t in combos:
         score = score_of(h, v, t)
@@ -1292,10 +1341,25 @@ def _pick_totals(doc: _Document, rows: list[_Row], out: _Builder) -> None:
         ("total_vat", v),
         ("total_ttc", t),
     )
+    read = {"total_ht": ht, "total_vat": vat, "total_ttc": ttc}
+    overridden = []
     for name, pick in chosen:
-        if pick is not None:
-            score = pick.score if pick.label != "loose" else 0.5
-            out.set(name, pick.value, _confidence(score, ceiling) + 0.1 * consistent, pick)
+        if pick is None:
+            continue
+        score = pick.score if pick.label != "loose" else 0.5
+        confidence = _confidence(score, ceiling) + 0.1 * consistent
+        printed = pick.label not in ("derived", "items")
+        labelled = [c for c in read[name] if c.label == name]
+        if not printed and labelled and labelled[0].value != pick.value:
+            # The page (as read) disagrees with the other totals: someone should look.
+            overridden.append(
+                f"{name} reads {labelled[0].value}, the other totals give {pick.value}"
+            )
+            confidence = min(confidence, 0.5)
+        out.set(name, pick.value, confidence, pick if printed else None)
+    if overridden:
+        out.flag("totals_inconsistent", "; ".join(overridden))
+        out.scale(("total_ht", "total_vat", "total_ttc"), 0.8)
     values = out.values
     # Derive the missing total from the other two; say how sure we are by the confidence.
     ht_v, vat_v, ttc_v = values.get("total_ht"), values.get("total_vat"), values.get("total_ttc")
@@ -1361,7 +1425,7 @@ def _pick_breakdown(doc: _Document, rows: list[_Row], out: _Builder) -> None:
         missing = [r for r in rows if r.base is None]
         if missing:
             hit_lines = {id(r.line) for r in rows}
-            items = _item_bases(doc, hit_lines)
+            items, _ = _item_bases(doc, hit_lines)  # each base is checked against its tax
             for r in missing:
                 if r.rate not in items:
                     continue

@@ -223,9 +223,10 @@ def test_an_export_never_writes_over_files_nor_for_an_unknown_company(archive, p
     assert leftovers == []
 
 
-def test_a_damaged_stored_artifact_is_exported_as_found_and_named(runtime, archive, period):
+def test_a_damaged_stored_artifact_is_exported_as_found_and_named(request, runtime, archive):
     if archive.store.backend != "local":
         pytest.skip("S3 Object Lock leaves no way behind the gateway")
+    period = request.getfixturevalue("period")
     victim = period.in_2025[0]
     objects = Path(runtime.settings.objects_dir)
     target = next(  # the stored original: the file whose bytes are its fingerprint
@@ -427,42 +428,47 @@ def test_memory_does_not_grow_with_the_number_of_documents(tmp_path, pki_templat
 
 
 def test_cli_exports_a_year_and_verifies_it_with_no_configuration(tmp_path, pki_template):
+    from typer.testing import CliRunner
+
+    from coffre.cli import app
+
     data_dir = tmp_path / "data"
-    shutil.copytree(pki_template, data_dir / "dev-pki")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COFFRE_")}
-    env["COFFRE_DATA_DIR"] = str(data_dir)
-    auditor_env = {k: v for k, v in env.items() if k != "COFFRE_DATA_DIR"}
+    rt = build_runtime(make_settings(data_dir, pki_template))
+    try:
+        with session_scope(rt.archive.engine) as session:
+            create_company(session, name="Durand SARL", siren=SIREN)
+        receive_invoice(rt.archive, 77, invoice("F-77", date(2025, 7, 7)))
+    finally:
+        rt.archive.engine.dispose()
+    env = {"COFFRE_DATA_DIR": str(data_dir)}
 
-    def coffre(*args: str, env=env, cwd=tmp_path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "coffre"), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=cwd,
-            check=False,
-            timeout=180,
-        )
+    def coffre(*args: str):
+        return CliRunner().invoke(app, list(args), env=env)
 
-    assert coffre("company", "create", "--name", "Durand SARL", "--siren", SIREN).returncode == 0
-    pdf = tmp_path / "f.pdf"
-    pdf.write_bytes(make_pdfa("FACTURE CLI", seed=77))
-    assert coffre("deposit", str(pdf), "--company", SIREN).returncode == 0
-    year = str(date.today().year)  # no invoice data: the year of receipt
-    done = coffre("export-period", "--company", SIREN, "--year", year, "out", "--json")
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert result["documents"] == 1 and result["ok"]
+    out = tmp_path / "out"
+    done = coffre("export-period", "--company", SIREN, "--year", "2025", str(out), "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["documents"] == 1
 
+    # The auditor's machine: a copy of the folder, no COFFRE_* variable, no data directory.
     auditor = tmp_path / "auditor"
-    shutil.copytree(tmp_path / "out", auditor / "out")
-    checked = coffre("verify-export", "out", "--deep", env=auditor_env, cwd=auditor)
+    shutil.copytree(out, auditor / "out")
+    checked = subprocess.run(
+        [str(BIN / "coffre"), "verify-export", "out", "--deep"],
+        capture_output=True,
+        text=True,
+        cwd=auditor,
+        env={k: v for k, v in os.environ.items() if not k.startswith("COFFRE_")},
+        check=False,
+        timeout=180,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "OK" in checked.stdout and "development PKI" in checked.stdout
+    assert sorted(p.name for p in auditor.iterdir()) == ["out"]  # nothing created
 
     _flip(_first_artifact(auditor / "out", "original.pdf"))
-    broken = coffre("verify-export", "out", "--json", env=auditor_env, cwd=auditor)
-    assert broken.returncode == 1 and not json.loads(broken.stdout)["ok"]
-    assert coffre("verify-export", "nowhere", env=auditor_env, cwd=auditor).returncode == 3
-    again = coffre("export-period", "--company", SIREN, "--year", year, "out")
-    assert again.returncode != 0 and "exists" in again.stderr
+    broken = coffre("verify-export", str(auditor / "out"), "--json")
+    assert broken.exit_code == 1 and not json.loads(broken.stdout)["ok"]
+    assert coffre("verify-export", str(tmp_path / "nowhere")).exit_code == 3
+    again = coffre("export-period", "--company", SIREN, "--year", "2025", str(out))
+    assert again.exit_code != 0 and "exists" in again.output

@@ -24,7 +24,15 @@ from archive.access import OPERATOR, Principal, authenticate, create_token
 from archive.deposit import Completion, Derived, Flag, Submission, complete, fail, receive
 from archive.errors import AccessDenied, NotAuthenticated
 from archive.invoice import InvoiceData
-from archive.models import Company, DocumentKind, DocumentState, JournalEvent, Role, SearchEntry
+from archive.models import (
+    Company,
+    DocumentKind,
+    DocumentState,
+    JournalEvent,
+    Role,
+    SearchEntry,
+    SearchText,
+)
 from archive.search import SearchQuery, fold, reindex, search, words
 from archive.service import create_company
 from capture.einvoice.validate import Validator
@@ -414,34 +422,47 @@ def test_every_search_by_an_auditor_is_journaled(archive, ledger):
 
 
 # -- the index itself -----------------------------------------------------------------------
-def test_the_index_follows_each_document_and_can_be_rebuilt(archive, ledger):
+def _index(archive) -> dict[str, dict]:
+    """Each document's index rows, as one dict of their columns."""
     with session_scope(archive.engine, read_only=True) as session:
-        rows = {str(r.document_id): r for r in session.exec(select(SearchEntry))}
+        query = select(SearchEntry, SearchText).join(
+            SearchText, col(SearchText.entry_id) == col(SearchEntry.id)
+        )
+        return {
+            str(entry.document_id): {**entry.model_dump(), **words_.model_dump()}
+            for entry, words_ in session.exec(query)
+        }
+
+
+def test_the_index_follows_each_document_and_can_be_rebuilt(archive, ledger):
+    rows = _index(archive)
     assert len(rows) == 6
     garage, failed = rows[ledger.garage], rows[ledger.failed]
-    assert (garage.state, garage.supplier_name, garage.fiscal_year) == (
+    assert (garage["state"], garage["supplier_name"], garage["fiscal_year"]) == (
         "archived",
         "Garage Lefèvre",
         2025,
     )
-    assert "réparation" in garage.text and "reparation" in garage.terms.split()
-    assert (failed.state, failed.supplier_name, failed.text) == ("failed", None, "")
-    assert failed.fiscal_year == failed.received_at.year
+    assert "réparation" in garage["text"] and "reparation" in garage["terms"].split()
+    assert (failed["state"], failed["supplier_name"], failed["text"]) == ("failed", None, "")
+    assert failed["fiscal_year"] == failed["received_at"].year
     before = search(archive, OPERATOR, SearchQuery(q="echeance", sort="received_at"))
 
     with session_scope(archive.engine) as session:
+        session.execute(delete(SearchText))
         session.execute(delete(SearchEntry))
     assert search(archive, OPERATOR, SearchQuery()).total == 0
+    assert search(archive, OPERATOR, SearchQuery(q="echeance")).total == 0
     assert reindex(archive, actor="cli") == 6
 
     after = search(archive, OPERATOR, SearchQuery(q="echeance", sort="received_at"))
     assert after == before  # text read back from the store, snippets included
-    with session_scope(archive.engine, read_only=True) as session:
-        again = {str(r.document_id): r for r in session.exec(select(SearchEntry))}
+    again = _index(archive)
+    fields = ("state", "supplier_name", "siren", "total_ttc", "fiscal_year", "text", "terms")
     for key, row in rows.items():
-        fields = ("state", "supplier_name", "siren", "total_ttc", "fiscal_year", "text", "terms")
-        assert [getattr(again[key], f) for f in fields] == [getattr(row, f) for f in fields]
+        assert [again[key][f] for f in fields] == [row[f] for f in fields]
     assert reindex(archive) == 6  # again: rows are rewritten, never duplicated
+    assert len(_index(archive)) == 6
     assert search(archive, OPERATOR, SearchQuery()).total == 6
 
 

@@ -19,7 +19,7 @@ from storage.errors import (
     ObjectNotFound,
     StorageError,
 )
-from storage.objects import ObjectStore, StoredObject
+from storage.objects import ObjectStore, PutItem, StoredObject
 from storage.s3 import PART_SIZE
 
 MIB = 1024 * 1024
@@ -130,6 +130,72 @@ def test_put_of_different_bytes_on_an_existing_key_is_refused(
     assert caught.value.new_sha256 == sha256(b"tampered")
     assert store.get("a/b") == b"original"
     assert store.stat("a/b") == first
+
+
+def test_put_many_stores_each_item_as_put_would(
+    store: ObjectStore, in_one_hour: datetime, tmp_path: Path
+) -> None:
+    source = tmp_path / "streamed"
+    source.write_bytes(b"from a file")
+    items = [
+        PutItem("doc/original.pdf", b"%PDF-1.7 original", "application/pdf"),
+        PutItem("doc/original.p7s", b"signature"),
+        PutItem("doc/embedded/factur-x.xml", source, "application/xml"),
+        PutItem("other/empty", b""),
+    ]
+
+    stored = store.put_many(items, retain_until=in_one_hour)
+
+    assert [s.key for s in stored] == [item.key for item in items]
+    assert [s.sha256 for s in stored] == [
+        sha256(b"%PDF-1.7 original"),
+        sha256(b"signature"),
+        sha256(b"from a file"),
+        sha256(b""),
+    ]
+    for record in stored:
+        assert record.retain_until == in_one_hour
+        assert store.stat(record.key) == record
+    assert store.get("doc/embedded/factur-x.xml") == b"from a file"
+    assert list(store.iter_keys()) == [
+        "doc/embedded/factur-x.xml",
+        "doc/original.p7s",
+        "doc/original.pdf",
+        "other/empty",
+    ]
+    # A retried batch of the same bytes is idempotent, item by item.
+    assert store.put_many(items, retain_until=in_one_hour + timedelta(days=1)) == stored
+    assert store.put_many([], retain_until=in_one_hour) == []
+
+
+def test_put_many_refuses_different_bytes_on_an_existing_key(
+    store: ObjectStore, in_one_hour: datetime
+) -> None:
+    first = store.put("doc/a", b"original", retain_until=in_one_hour)
+
+    with pytest.raises(ObjectExists) as caught:
+        store.put_many(
+            [PutItem("doc/b", b"new"), PutItem("doc/a", b"tampered")], retain_until=in_one_hour
+        )
+
+    assert caught.value.key == "doc/a"
+    assert store.get("doc/a") == b"original"
+    assert store.stat("doc/a") == first
+
+
+def test_put_many_checks_the_whole_batch_before_storing_any(
+    store: ObjectStore, in_one_hour: datetime
+) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=5)
+    with pytest.raises(InvalidKey) as caught:
+        store.put_many([PutItem("a", b"x"), PutItem("../b", b"y")], retain_until=in_one_hour)
+    assert caught.value.key == "../b"
+    with pytest.raises(InvalidKey) as caught:
+        store.put_many([PutItem("a", b"x"), PutItem("a", b"x")], retain_until=in_one_hour)
+    assert caught.value.reason == "duplicate_in_batch"
+    with pytest.raises(InvalidRetention):
+        store.put_many([PutItem("a", b"x")], retain_until=past)
+    assert list(store.iter_keys()) == []
 
 
 @pytest.mark.parametrize("by_version", [False, True], ids=["latest", "version"])

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import shutil
 import stat
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from storage.errors import (
     StoreUnavailable,
 )
 from storage.local import LocalWormStore
+from storage.objects import PutItem
 
 if TYPE_CHECKING:
     from tests.storage.conftest import FakeClock
@@ -229,3 +231,39 @@ def test_concurrent_puts_from_threads(local_store: LocalWormStore, clock: FakeCl
     assert outcomes.count("stored") == 1
     assert local_store.get("contended").startswith(b"writer ")
     assert sorted(os.listdir(local_store.root)) == [".contended.meta.json", "contended"]
+
+
+def test_a_batch_is_flushed_before_it_is_published_and_before_put_many_returns(
+    local_store: LocalWormStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, ...]] = []
+    lock = threading.Lock()  # flushes run in several threads
+    real_fsync, real_link = os.fsync, os.link
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        with lock:
+            events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+
+    def link(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:
+        real_link(source, target, *args, **kwargs)
+        with lock:
+            events.append(("link", str(source), str(target)))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "link", link)
+    items = [PutItem(f"doc/{name}", name.encode()) for name in ("a", "b", "c")]
+
+    local_store.put_many(items, retain_until=clock.now + timedelta(days=1))
+
+    links = [(i, e) for i, e in enumerate(events) if e[0] == "link"]
+    published = sorted(Path(e[2]).name for _, e in links)
+    assert published == [".a.meta.json", ".b.meta.json", ".c.meta.json", "a", "b", "c"]
+    for index, event in links:  # every file was on disk before it got its public name
+        assert ("fsync", event[1]) in events[:index]
+    last_link = links[-1][0]
+    flushed_after = {e[1] for e in events[last_link + 1 :] if e[0] == "fsync"}
+    root = local_store.root.resolve()
+    assert {str(root), str(root / "doc")} <= flushed_after
+    # One flush per file and per directory that changed, not four per object.
+    assert sum(1 for e in events if e[0] == "fsync") == 6 + 2

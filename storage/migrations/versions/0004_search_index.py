@@ -4,21 +4,23 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-23
 
-``search_index`` is a derived, mutable table (one row per document), rebuildable with
-``archive.search.reindex``; it is not evidence, so it has no append-only triggers. Its
-full-text index is dialect-specific and lives outside the models (``archive.search``
+``search_index`` (one narrow row per document: what is filtered, counted and sorted) and
+``search_text`` (its text and folded words) are derived, mutable tables, rebuildable with
+``archive.search.reindex``; they are not evidence, so they have no append-only triggers.
+The full-text index is dialect-specific and lives outside the models (``archive.search``
 names these objects, and the schema check in tests/test_architecture.py skips them):
 
-- SQLite: an FTS5 table over ``search_index.terms`` (external content, so the words are
-  stored once) kept in step by three triggers;
+- SQLite: an FTS5 table over ``search_text.terms`` (external content: the words are
+  stored once; its rowid is ``entry_id``) kept in step by three triggers;
 - PostgreSQL: a stored generated column ``fts_vector = to_tsvector('simple', terms)``
-  with a GIN index. A stored vector rather than an expression index: the planner prices
-  ``to_tsvector`` far below its real cost and, with an expression index, re-parsed every
-  row of a company instead of using the index (0.6 s over 5 000 documents).
+  with a GIN index, and ``toast_tuple_target`` at its minimum so that the heap rows a
+  bitmap scan visits hold pointers, not kilobytes of text. A stored vector rather than an
+  expression index: the planner prices ``to_tsvector`` far below its real cost and, with
+  an expression index, re-parsed every row of a company instead of using the index.
 
 ``terms`` is already folded (lower case, accents removed) by ``archive.search`` on both
 databases, so no ``unaccent`` extension is needed. A later batch migration of
-``search_index`` on SQLite recreates the table: it must recreate the three triggers.
+``search_text`` on SQLite recreates the table: it must recreate the three triggers.
 """
 
 from collections.abc import Sequence
@@ -54,8 +56,6 @@ def upgrade() -> None:
         sa.Column("total_ttc", sa.Numeric(precision=18, scale=2), nullable=True),
         sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("received_at", storage.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("terms", sa.Text(), nullable=False),
         sa.Column("indexed_at", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["company_id"],
@@ -94,46 +94,57 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_search_index_vat"), ["vat"], unique=False)
 
+    op.create_table(
+        "search_text",
+        sa.Column("entry_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("terms", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["entry_id"],
+            ["search_index.id"],
+        ),
+        sa.PrimaryKeyConstraint("entry_id"),
+    )
     # ### end Alembic commands ###
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
         op.execute(
-            "CREATE VIRTUAL TABLE search_fts USING fts5(terms, content='search_index', "
-            "content_rowid='id', tokenize='unicode61 remove_diacritics 2')"
+            "CREATE VIRTUAL TABLE search_fts USING fts5(terms, content='search_text', "
+            "content_rowid='entry_id', tokenize='unicode61 remove_diacritics 2')"
         )
         op.execute(
-            "CREATE TRIGGER search_index_fts_insert AFTER INSERT ON search_index BEGIN "
-            "INSERT INTO search_fts(rowid, terms) VALUES (new.id, new.terms); END"
+            "CREATE TRIGGER search_text_fts_insert AFTER INSERT ON search_text BEGIN "
+            "INSERT INTO search_fts(rowid, terms) VALUES (new.entry_id, new.terms); END"
         )
         op.execute(
-            "CREATE TRIGGER search_index_fts_delete AFTER DELETE ON search_index BEGIN "
+            "CREATE TRIGGER search_text_fts_delete AFTER DELETE ON search_text BEGIN "
             "INSERT INTO search_fts(search_fts, rowid, terms) "
-            "VALUES ('delete', old.id, old.terms); END"
+            "VALUES ('delete', old.entry_id, old.terms); END"
         )
         op.execute(
-            "CREATE TRIGGER search_index_fts_update AFTER UPDATE OF terms ON search_index BEGIN "
+            "CREATE TRIGGER search_text_fts_update AFTER UPDATE OF terms ON search_text BEGIN "
             "INSERT INTO search_fts(search_fts, rowid, terms) "
-            "VALUES ('delete', old.id, old.terms); "
-            "INSERT INTO search_fts(rowid, terms) VALUES (new.id, new.terms); END"
+            "VALUES ('delete', old.entry_id, old.terms); "
+            "INSERT INTO search_fts(rowid, terms) VALUES (new.entry_id, new.terms); END"
         )
     elif dialect == "postgresql":
         op.execute(
-            "ALTER TABLE search_index ADD COLUMN fts_vector tsvector "
+            "ALTER TABLE search_text ADD COLUMN fts_vector tsvector "
             "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, terms)) STORED"
         )
-        op.execute("CREATE INDEX ix_search_index_fts ON search_index USING gin (fts_vector)")
+        op.execute("CREATE INDEX ix_search_text_fts ON search_text USING gin (fts_vector)")
+        op.execute("ALTER TABLE search_text SET (toast_tuple_target = 128)")
 
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
         for trigger in ("insert", "delete", "update"):
-            op.execute(f"DROP TRIGGER IF EXISTS search_index_fts_{trigger}")
+            op.execute(f"DROP TRIGGER IF EXISTS search_text_fts_{trigger}")
         op.execute("DROP TABLE IF EXISTS search_fts")
-    elif dialect == "postgresql":
-        op.execute("DROP INDEX IF EXISTS ix_search_index_fts")
-        op.execute("ALTER TABLE search_index DROP COLUMN IF EXISTS fts_vector")
+    # PostgreSQL: the column and its index go with the table.
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table("search_text")
     with op.batch_alter_table("search_index", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_search_index_vat"))
         batch_op.drop_index(

@@ -334,10 +334,42 @@ def test_vat_breakdown_with_several_rates() -> None:
 
 
 def test_totals_that_do_not_add_up_are_flagged_and_less_trusted() -> None:
+    # 1 000 + 190 is not 1 250, and no French rate makes 190 of 1 000: nothing tells which
+    # total is wrong, so the page is taken as read, flagged, and trusted less.
+    def totals(vat: str, ttc: str) -> PageText:
+        return page(
+            (330, 320, "Total HT"),
+            (470, 320, "1 000,00 €"),
+            (330, 334, "Total TVA"),
+            (470, 334, vat),
+            (330, 348, "Total TTC"),
+            (470, 348, ttc),
+        )
+
+    good = extract([totals("190,00 €", "1 190,00 €")])
+    bad = extract([totals("190,00 €", "1 250,00 €")])
+    assert "totals_inconsistent" not in good.flag_codes
+    assert "totals_inconsistent" in bad.flag_codes
+    inv = bad.invoice
+    assert (inv.total_ht, inv.total_vat, inv.total_ttc) == (
+        Decimal("1000.00"),
+        Decimal("190.00"),
+        Decimal("1250.00"),
+    )
+    for name in ("total_ht", "total_vat", "total_ttc"):
+        assert conf(bad, name) < conf(good, name)
+
+
+def test_a_misread_total_is_recomputed_when_the_rate_confirms_the_others() -> None:
+    # 20 % of 1 000 is 200: HT and VAT agree, so the TTC that disagrees is the odd one out
+    # (an OCR misreading, or a misprint): proposed as 1 200, flagged, with low confidence.
     good = extract([invoice_page()])
     bad = extract([invoice_page(ttc="1 250,00 €")])
-    assert "totals_inconsistent" in bad.flag_codes
-    assert bad.invoice.total_ttc == Decimal("1250.00")
+    assert bad.invoice.total_ttc == Decimal("1200.00")
+    (message,) = [m for code, m in bad.flags if code == "totals_inconsistent"]
+    assert "1250.00" in message
+    assert conf(bad, "total_ttc") <= 0.5
+    assert bad.invoice.provenance["total_ttc"].bbox is None  # not where it was read
     for name in ("total_ht", "total_vat", "total_ttc"):
         assert conf(bad, name) < conf(good, name)
 
@@ -630,3 +662,33 @@ def test_fields_of_an_ocred_synthetic_scan(seed: int) -> None:
         assert getattr(inv, name) == truth[name], name
     assert inv.buyer_name == truth["buyer_name"]
     assert all(p.source is FieldSource.ocr for p in inv.provenance.values())
+
+
+# --- the synthetic scans the benchmark reads ---------------------------------------------
+
+
+def test_synthetic_scans_are_deterministic_valid_and_add_up() -> None:
+    from PIL import Image
+    from stdnum.fr import siren as fr_siren
+    from stdnum.fr import siret as fr_siret
+    from stdnum.fr import tva as fr_tva
+
+    from bench.synthetic_scans import generate
+
+    first, again, other = generate(11), generate(11), generate(12)
+    assert first.png == again.png and first.truth == again.truth
+    assert first.png != other.png
+    with Image.open(io.BytesIO(first.png)) as image:
+        assert (image.size, image.mode) == ((2480, 3508), "RGB")
+        assert image.info["dpi"] == pytest.approx((300, 300))
+    for scan in (first, other):
+        truth = scan.truth
+        assert fr_siren.is_valid(truth["seller_siren"])
+        assert fr_siret.is_valid(truth["seller_siret"])
+        assert fr_tva.is_valid(truth["seller_vat"])
+        assert stdnum_iban.is_valid(truth["iban"])
+        breakdown = truth["vat_breakdown"]
+        assert 1 <= len(breakdown) <= 3
+        assert sum(b.base for b in breakdown) == truth["total_ht"]
+        assert sum(b.amount for b in breakdown) == truth["total_vat"]
+        assert truth["total_ht"] + truth["total_vat"] == truth["total_ttc"]
