@@ -45,7 +45,7 @@ from archive._asn1 import raw_der
 from archive.canonical import instant
 from archive.context import Archive
 from archive.errors import ArchiveError
-from archive.models import Artifact, Document, Evidence, JournalAnchor
+from archive.models import Artifact, Document, Evidence, JournalAnchor, JournalEvent
 from archive.pki import to_asn1
 from archive.renewal import BODY_MEDIA_TYPE, RENEWAL_NAME, renewal_body, renewal_names
 from archive.service import anchor_if_due, artifact_store_facts, artifacts_of, evidence_of
@@ -1077,3 +1077,17 @@ def _pades_evidence(
             "tsa_cert_sha256": row.tsa_cert_sha256,
         },
     )
+
+
+def sweep_due(archive: Archive, *, every_hours: float = 24.0) -> bool:
+    """True when no integrity sweep finished in the last ``every_hours`` (the scheduled
+    sweep runs on every worker's scheduler; the journal decides which one does the work)."""
+    since = utcnow() - dt.timedelta(hours=every_hours * 0.9)
+    with session_scope(archive.engine, read_only=True) as session:
+        last = session.exec(
+            select(JournalEvent.seq)
+            .where(JournalEvent.action == "integrity.checked", JournalEvent.recorded_at >= since)
+            .order_by(col(JournalEvent.seq).desc())
+            .limit(1)
+        ).first()
+    return last is None

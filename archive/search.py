@@ -603,32 +603,26 @@ class SearchPage:
 
 
 _SNIPPET_CHARS = 160
-#: Latin letters with their accent-less lower case, one character each, so that offsets in
-#: the folded text are offsets in the text (ligatures such as œ stay as they are here).
-_SAME_LENGTH = {
-    code: folded
-    for code in (*range(0x41, 0x5B), *range(0xC0, 0x250), *range(0x1E00, 0x1F00))
-    if len(folded := fold(chr(code))) == 1
-}
+#: Every character that folds to a given letter (e → e, E, é, É, è, ê...), to find a folded
+#: word in the text as written without folding the whole text.
+_VARIANTS: dict[str, str] = {}
+for _code in (*range(0x41, 0x5B), *range(0x61, 0x7B), *range(0xC0, 0x250), *range(0x1E00, 0x1F00)):
+    if len(_folded := fold(chr(_code))) == 1:
+        _VARIANTS[_folded] = _VARIANTS.get(_folded, "") + chr(_code)
 
 
-def _fold_in_place(text: str) -> str:
-    folded = text.translate(_SAME_LENGTH)
-    if len(folded) == len(text):
-        lowered = folded.lower()
-        if len(lowered) == len(text):
-            return lowered
-    return folded
+def _written(word: str) -> str:
+    """A pattern matching ``word`` (folded) as it may be written, accents and case included."""
+    return "".join(f"[{re.escape(_VARIANTS[c])}]" if c in _VARIANTS else re.escape(c) for c in word)
 
 
 def snippet(text: str, parsed: Sequence[Phrase]) -> str | None:
     """The text around the first query word found in ``text``, or None."""
     if not text or not parsed:
         return None
-    folded = _fold_in_place(text)
     best: int | None = None
     for phrase in parsed:
-        found = re.search(rf"(?<![^\W_]){re.escape(phrase.words[0])}", folded)
+        found = re.search(rf"(?<![^\W_]){_written(phrase.words[0])}", text)
         if found and (best is None or found.start() < best):
             best = found.start()
     if best is None:

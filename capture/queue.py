@@ -24,6 +24,7 @@ log = logging.getLogger("coffre.queue")
 
 PROCESS_TASK = "coffre.process_document"
 SWEEP_TASK = "coffre.sweep"
+DAILY_TASK = "coffre.daily"
 
 
 def make_huey(url: str, *, name: str = "coffre") -> Huey:
@@ -50,18 +51,27 @@ class WorkQueue:
         self.huey = huey
         self._process: Callable[[str], Any] | None = None
         self._sweep: Callable[[], list[str]] | None = None
+        self._daily: Callable[[], Any] | None = None
         self._process_task = huey.task(retries=retries, retry_delay=retry_delay, name=PROCESS_TASK)(
             self._run_process
         )
         huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(self._run_sweep)
+        # Checked hourly; the bound callable decides (from the journal) whether it is due.
+        huey.periodic_task(crontab(minute="17"), name=DAILY_TASK)(self._run_daily)
 
     @classmethod
     def from_url(cls, url: str) -> WorkQueue:
         return cls(make_huey(url))
 
-    def bind(self, process: Callable[[str], Any], sweep: Callable[[], list[str]]) -> None:
+    def bind(
+        self,
+        process: Callable[[str], Any],
+        sweep: Callable[[], list[str]],
+        daily: Callable[[], Any] | None = None,
+    ) -> None:
         self._process = process
         self._sweep = sweep
+        self._daily = daily
 
     def enqueue(self, document_id: str) -> None:
         self._process_task(str(document_id))
@@ -79,6 +89,10 @@ class WorkQueue:
             return
         for document_id in self._sweep():
             self.enqueue(document_id)
+
+    def _run_daily(self) -> None:
+        if self._daily is not None:
+            self._daily()
 
     def consumer(self, *, workers: int, embedded: bool = False) -> Consumer:
         """A huey consumer with ``workers`` threads (the heavy work runs in child

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.context import Archive
+from archive.integrity import integrity_sweep, sweep_due
 from archive.journal import Journal
 from archive.models import Company
 from archive.pki import (
@@ -88,7 +89,13 @@ class Runtime:
     def bind_worker(self) -> WorkQueue:
         """The queue with this runtime's pipeline bound to its tasks (a worker)."""
         pipeline = self.pipeline
-        self.queue.bind(pipeline.process, pipeline.stale)
+        archive = self.archive
+
+        def daily_integrity_sweep() -> None:
+            if sweep_due(archive):
+                integrity_sweep(archive, actor=f"system:scheduler:{pipeline.worker_name}")
+
+        self.queue.bind(pipeline.process, pipeline.stale, daily_integrity_sweep)
         return self.queue
 
 

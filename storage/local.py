@@ -129,18 +129,22 @@ class LocalWormStore:
     def put_many(self, items: Sequence[PutItem], *, retain_until: datetime) -> list[StoredObject]:
         """Store a batch; see :meth:`ObjectStore.put_many`.
 
-        Every file is written to a temporary name first, then all of them are flushed
-        together, then published (claim, link), then each touched directory is flushed once:
-        a document's objects cost one flush per file and per directory, not per object.
-        Nothing is published before its bytes and its sidecar are on disk.
+        Every file is written to a temporary name first; then all of them, and the
+        directories that gained a subdirectory, are flushed together; then each object is
+        published (claim, link); then each directory holding one is flushed once. A
+        document's objects cost one flush per file and per directory, not four per object,
+        and nothing is published before its bytes, its sidecar and the directory entries
+        leading to it are on disk.
         """
         validate_batch(items)
         now = self._now()
         retains = [retention_instant(retain_until, key=item.key) for item in items]
         for item, retain in zip(items, retains, strict=True):
             require_future(retain, now, key=item.key)
-        # Directories whose entries changed (or that hold what we return), to flush once each.
-        touched: dict[Path, None] = {}
+        # Directories that gained a subdirectory (flushed before anything is published in
+        # it), and those the objects are published in (flushed before returning); once each.
+        grown: dict[Path, None] = {}
+        homes: dict[Path, None] = {}
         pending: list[_Pending] = []
         published = False
         try:
@@ -148,14 +152,18 @@ class LocalWormStore:
                 data_path, meta_path = self._paths(item.key)
                 staged = _Pending(item.key, data_path, meta_path, self._tmp_path(data_path))
                 pending.append(staged)
-                self._stage(staged, item, retain, touched)
-            self._fsync_all([path for p in pending for path in p.temporaries()])
+                self._stage(staged, item, retain, grown)
+                homes[data_path.parent] = None
+            self._fsync_all(
+                [(path, False) for p in pending for path in p.temporaries()]
+                + [(directory, True) for directory in grown]
+            )
             published = True
-            return [self._publish(p, touched) for p in pending]
+            return [self._publish(p) for p in pending]
         finally:
             try:
                 if published:
-                    self._fsync_all(list(touched), directories=True)
+                    self._fsync_all([(directory, True) for directory in homes])
             finally:
                 for p in pending:
                     for tmp in p.temporaries():  # some may never have been created
@@ -163,19 +171,18 @@ class LocalWormStore:
                             tmp.unlink()
 
     def _stage(
-        self, pending: _Pending, item: PutItem, retain: datetime, touched: dict[Path, None]
+        self, pending: _Pending, item: PutItem, retain: datetime, grown: dict[Path, None]
     ) -> None:
         """Write an item's data and sidecar under temporary names (flushed by the caller)."""
         key, data_path = item.key, pending.data_path
         for directory in self._make_parents(data_path.parent, key):
-            touched[directory] = None
+            grown[directory] = None
         if data_path.is_dir():
             raise InvalidKey(
                 f"object key {key!r} is already a directory of other objects in this store",
                 key=key,
                 reason="path_conflict",
             )
-        touched[data_path.parent] = None
         pending.sha256, size = self._write_temp_data(pending.tmp_data, item.source, key)
         sidecar = self._read_sidecar(pending.meta_path)
         if sidecar is not None:
@@ -194,11 +201,11 @@ class LocalWormStore:
         content = _sidecar_bytes(pending.record, item.content_type, created_at=self._now())
         self._write_temp_file(pending.tmp_meta, content, key)
 
-    def _publish(self, pending: _Pending, touched: dict[Path, None]) -> StoredObject:
+    def _publish(self, pending: _Pending) -> StoredObject:
         """Claim the key with the sidecar, then link the data (both already on disk)."""
         key, record, tmp_meta = pending.key, pending.record, pending.tmp_meta
         if pending.existing is not None:
-            return self._settle_existing(pending.existing, pending, touched)
+            return self._settle_existing(pending.existing, pending)
         if record is None or tmp_meta is None:
             raise StorageError(f"{key!r} was not staged", key=key)
         try:
@@ -211,7 +218,7 @@ class LocalWormStore:
                     f"sidecar of {key!r} vanished while publishing", key=key
                 ) from None
             existing = self._record_if_same(key, winner, pending.sha256)
-            return self._settle_existing(existing, pending, touched)
+            return self._settle_existing(existing, pending)
         self._publish_data(key, record, pending.tmp_data, pending.data_path, pending.meta_path)
         return record
 
@@ -471,15 +478,16 @@ class LocalWormStore:
         except OSError as exc:
             raise self._unavailable(exc, key) from exc
 
-    def _fsync_all(self, paths: list[Path], *, directories: bool = False) -> None:
-        """Flush files (or directories), several at a time: concurrent flushes share the
-        file system's journal commits and the device's cache flushes."""
+    def _fsync_all(self, paths: list[tuple[Path, bool]]) -> None:
+        """Flush files and directories (``(path, is_directory)``), several at a time:
+        concurrent flushes share the file system's journal commits and the device's cache
+        flushes, so a batch waits for about one of them instead of one per file."""
         if self._sync_workers <= 1 or len(paths) <= 1:
-            for path in paths:
-                self._fsync_path(path, directories)
+            for path, directory in paths:
+                self._fsync_path(path, directory)
             return
         pool = self._pool()
-        futures = [pool.submit(self._fsync_path, path, directories) for path in paths]
+        futures = [pool.submit(self._fsync_path, path, directory) for path, directory in paths]
         wait(futures)  # all of them, even when one fails
         for future in futures:
             future.result()
@@ -553,17 +561,16 @@ class LocalWormStore:
             )
         return existing
 
-    def _settle_existing(
-        self, existing: StoredObject, pending: _Pending, touched: dict[Path, None]
-    ) -> StoredObject:
-        """A put found its key claimed with identical bytes: idempotent, return the claim."""
+    def _settle_existing(self, existing: StoredObject, pending: _Pending) -> StoredObject:
+        """A put found its key claimed with identical bytes: idempotent, return the claim.
+
+        Its directory is flushed before the put returns, like that of a new object, even
+        though another writer (perhaps one that crashed before flushing) made the entries.
+        """
         if not pending.data_path.exists():
             # The claimant crashed (or is still writing): our bytes are identical, finish it.
             with contextlib.suppress(FileExistsError):
                 self._link(pending.tmp_data, pending.data_path, pending.key)
-        # Returning the object vouches for it: its directory is flushed even though another
-        # writer (perhaps one that crashed before flushing) made the entries.
-        touched[pending.data_path.parent] = None
         return existing
 
     def _load(self, key: str, version_id: str | None) -> tuple[StoredObject, str, datetime]:

@@ -405,9 +405,9 @@ _DATE_PATTERNS = (
     re.compile(r"(?<![\d/.-])(?P<d>\d{1,2})\s?([/.-])\s?(?P<m>\d{1,2})\s?\2\s?(?P<y>\d{4}|\d{2})(?![\d/])"),
     # 2026-03-15, 2026/03/15
     re.compile(r"(?<![\d/.-])(?P<y>\d{4})\s?([/.-])\s?(?P<m>\d{1,2})\s?\2\s?(?P<d>\d{1,2})(?![\d/])"),
-    # 15 mars 2026, 1er mars 2026, 15-mar-2026
+    # 15 mars 2026, 1er mars 2026 (read "ler" too), 15-mar-2026
     re.compile(
-        rf"(?<!\d)(?P<d>\d{{1,2}})(?:er)?[\s.-]*(?P<mn>{_MONTH_NAMES})\.?[\s.,-]*(?P<y>\d{{4}})(?!\d)"
+        rf"(?<![\w])(?P<d>\d{{1,2}}|[li|]er\b)(?:er)?[\s.-]*(?P<mn>{_MONTH_NAMES})\.?[\s.,-]*(?P<y>\d{{4}})(?!\d)"
     ),
     # March 15, 2026
     re.compile(rf"\b(?P<mn>{_MONTH_NAMES})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})(?!\d)"),
@@ -437,7 +437,8 @@ def _dates(line: _Line, patterns: tuple[re.Pattern[str], ...] = ()) -> list[tupl
             if year < 100:
                 year += 2000
             try:
-                value = date(year, month, int(groups["d"]))
+                day = 1 if groups["d"].endswith("er") else int(groups["d"])
+                value = date(year, month, day)
             except ValueError:
                 continue
             if 1990 <= value.year <= 2100:

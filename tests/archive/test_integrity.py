@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from archive.bundle import build_bundle
 from archive.bundle_verify import verify_bundle
 from archive.deposit import deposit
-from archive.integrity import integrity_sweep, renew_evidence
+from archive.integrity import integrity_sweep, renew_evidence, sweep_due
 from archive.models import Artifact, JournalEvent
 from archive.pki import (
     DevPki,
@@ -440,3 +440,10 @@ def test_damaged_evidence_is_not_renewed(runtime, archive):
     # The PAdES copy does not depend on the detached seal: it is renewed.
     assert [(r.artifact, r.added) for r in report.renewed] == [("sealed", ("sealed.lta-1",))]
     assert "original.renewal-1.json" not in _artifacts(archive, document)
+
+
+def test_the_scheduled_sweep_runs_once_a_day_whatever_the_number_of_workers(archive):
+    assert sweep_due(archive)
+    integrity_sweep(archive, actor="system:scheduler")
+    assert not sweep_due(archive)  # the other workers' schedulers find it done
+    assert sweep_due(archive, every_hours=0)
