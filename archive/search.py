@@ -49,7 +49,7 @@ from sqlmodel import Session, col, select
 
 from archive.access import Principal
 from archive.context import Archive
-from archive.errors import AccessDenied
+from archive.errors import AccessDenied, UnknownCompany
 from archive.invoice import InvoiceData
 from archive.models import (
     Artifact,
@@ -277,12 +277,15 @@ def index_document(session: Session, document: Document, *, text: str | None = N
     )
 
 
+@dataclass(frozen=True)
+class _Stored:
+    name: str
+    data: bytes
+    media_type: str
+
+
 def _stored_text(archive: Archive, document: Document, artifacts: Sequence[Artifact]) -> str | None:
-    @dataclass(frozen=True)
-    class _Stored:
-        name: str
-        data: bytes
-        media_type: str
+    """The text of a document as :func:`document_text` reads it, from the stored artifacts."""
 
     def read(artifact: Artifact) -> bytes:
         return archive.store.get(artifact.storage_key, artifact.storage_version)
@@ -511,8 +514,16 @@ def scope_conditions(
     conditions: list[ColumnElement[bool]] = []
     company_id = principal.company_id
     if company is not None:
-        asked = resolve_company(session, company).id
-        principal.require_company(asked)
+        try:
+            asked = resolve_company(session, company).id
+        except UnknownCompany:
+            if principal.company_id is None:
+                raise
+            asked = None  # no telling a limited token which other companies exist
+        if asked is None or (principal.company_id is not None and asked != principal.company_id):
+            raise AccessDenied(
+                "this token is limited to another company", role=principal.role.value
+            )
         company_id = asked
     if company_id is not None:
         conditions.append(col(SearchEntry.company_id) == company_id)

@@ -55,6 +55,19 @@ def test_deposit_archives_a_pdfa_with_its_evidence(archive):
     assert report.ok, report.failures
 
 
+def test_artifacts_are_stored_side_by_side_under_content_addressed_keys(archive):
+    doc = _deposit(archive, make_pdfa("FACTURE F-2026-011", seed=11)).document
+    with session_scope(archive.engine) as session:
+        artifacts = describe(session, doc.id)["artifacts"]
+
+    # One prefix per document; the artifact's own digest in its key, so a retried deposit
+    # that seals again writes beside the first attempt, never over it.
+    prefix = f"documents/{doc.company_id}/{doc.original_sha256}/"
+    assert {a["storage_key"] for a in artifacts} == {
+        f"{prefix}{a['name']}.{a['sha256']}" for a in artifacts
+    }
+
+
 def test_same_bytes_twice_give_the_same_document(archive):
     data = make_pdfa(seed=2)
     first = _deposit(archive, data)

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 
 from archive.access import OPERATOR, Principal, authenticate, create_token
 from archive.deposit import Completion, Derived, Flag, Submission, complete, fail, receive
-from archive.errors import AccessDenied, NotAuthenticated
+from archive.errors import AccessDenied, NotAuthenticated, UnknownCompany
 from archive.invoice import InvoiceData
 from archive.models import (
     Company,
@@ -341,6 +341,10 @@ def test_an_auditor_sees_only_their_company_and_fiscal_years(archive, ledger):
     assert find(company=str(ledger.a.id)) == {"stationery", "credit_note"}
     with pytest.raises(AccessDenied):
         find(company=str(ledger.b.id))
+    with pytest.raises(AccessDenied):  # not "unknown": no telling which companies exist
+        find(company="999999999")
+    with pytest.raises(UnknownCompany):
+        _found(archive, ledger, company="999999999")
     # A document without an issue date belongs to the year it was received.
     this_year = _principal(
         archive, Role.auditor, company_id=ledger.a.id, fiscal_years=[utcnow().year]

@@ -29,6 +29,7 @@ from storage.errors import (
     StoreUnavailable,
     UnmanagedObject,
 )
+from storage.objects import PutItem
 from storage.s3 import SHA256_HEADER, S3ObjectLockStore
 from tests.s3server import S3Endpoint
 
@@ -243,3 +244,27 @@ def test_source_changing_between_digest_and_upload_is_reported(
         assert [v.version_id for v in versions] == [caught.value.version_id]
     else:
         assert versions == []
+
+
+def test_concurrent_uploads_of_a_batch_are_each_locked(
+    make_s3_store: Callable[..., S3ObjectLockStore],
+    bucket_name: str,
+    raw: Minio,
+    in_one_hour: datetime,
+) -> None:
+    store = make_s3_store(bucket_name, put_workers=3)
+    items = [PutItem(f"doc/{name}", name.encode()) for name in ("a", "b", "c", "d")]
+
+    stored = store.put_many(items, retain_until=in_one_hour)
+
+    assert [s.key for s in stored] == [item.key for item in items]
+    for record in stored:
+        retention = raw.get_object_retention(bucket_name, record.key, record.version_id)
+        assert retention is not None
+        assert retention.mode == COMPLIANCE
+        assert retention.retain_until_date == in_one_hour
+        assert store.get(record.key) == record.key.split("/")[1].encode()
+    with pytest.raises(ObjectExists):
+        store.put_many(
+            [PutItem("doc/e", b"e"), PutItem("doc/a", b"tampered")], retain_until=in_one_hour
+        )
