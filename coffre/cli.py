@@ -301,6 +301,16 @@ def token_create(
         out.print(plain, highlight=False)
 
 
+@app.command()
+def reindex(as_json: JsonOpt = False) -> None:
+    """Rebuild the search index from the registry and the stored files (after an upgrade)."""
+    from archive.search import reindex as rebuild
+
+    with _runtime() as rt:
+        count = rebuild(rt.archive, actor=_actor())
+    _print_json({"indexed": count}) if as_json else out.print(f"{count} documents indexed")
+
+
 @auditor_app.command("grant")
 def auditor_grant(
     name: Annotated[str, typer.Option(help="Who: e.g. 'DGFiP - M. Martin'.")],

@@ -163,3 +163,10 @@ def test_production_mode_refuses_development_defaults(coffre, tmp_path):
     assert result.returncode == 2
     assert "refusing to start in production mode" in result.stderr
     assert "seal certificate" in result.stderr and "S3_SECRET_KEY" in result.stderr
+
+
+def test_reindex_rebuilds_the_search_index(coffre, tmp_path):
+    pdf = tmp_path / "facture.pdf"
+    pdf.write_bytes(make_pdfa("REINDEX", seed=77))
+    coffre("deposit", str(pdf))
+    assert json.loads(coffre("reindex", "--json").stdout) == {"indexed": 1}
