@@ -7,6 +7,7 @@ development certificates (see :func:`production_problems`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -93,9 +94,10 @@ class QueueSettings(BaseModel):
     #: huey queue: ``sqlite:///PATH`` (embedded; default DATA_DIR/queue.db) or
     #: ``redis://HOST:6379/0`` for workers on several machines.
     url: str | None = None
-    #: Jobs one worker process runs at once (each OCR job is a single-threaded child
-    #: process: one per core keeps the machine busy).
-    concurrency: int = 2
+    #: Jobs one worker process runs at once. Each OCR is a single-threaded child process;
+    #: one more job than cores lets a job's own work (pixel proof, seal, store) overlap
+    #: the others' OCR.
+    concurrency: int = Field(default_factory=lambda: (os.cpu_count() or 1) + 1)
     #: ``coffre serve`` also runs a worker in process (embedded default). Production runs
     #: ``coffre worker`` processes instead.
     embedded_worker: bool | None = None

@@ -135,7 +135,10 @@ def start_seaweedfs(work_dir: Path, *, timeout: float = 30.0) -> SeaweedFSServer
         "-master.telemetry=false",
         f"-volume.port={ports['volume']}",
         f"-volume.port.grpc={ports['volume_grpc']}",
-        "-volume.max=0",
+        # A fixed ceiling, not 0 ("free disk / volume size"): each bucket takes about seven
+        # volumes, so on a machine with ~75 GB free a session ran out after ~42 buckets
+        # ("No writable volumes", HTTP 500). Volumes are sparse files: the count costs no disk.
+        "-volume.max=5000",
         "-volume.preStopSeconds=1",
         "-filer",
         f"-filer.port={ports['filer']}",

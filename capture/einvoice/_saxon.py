@@ -149,9 +149,12 @@ class SaxonEngine:
         self._saxon()
         with self._lock:
             if self._svrl_findings is None:
-                self._svrl_findings = self._compiler.compile_stylesheet(
-                    stylesheet_text=SVRL_FINDINGS_XSLT
-                )
+                try:
+                    self._svrl_findings = self._compiler.compile_stylesheet(
+                        stylesheet_text=SVRL_FINDINGS_XSLT
+                    )
+                except Exception as exc:  # PySaxonApiError: a broken SaxonC installation
+                    raise StylesheetUnusable(f"cannot compile the SVRL extractor: {exc}") from exc
             return self._svrl_findings
 
     def parse(self, xml_text: str) -> Any:

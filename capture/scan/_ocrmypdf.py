@@ -23,12 +23,10 @@ The flags are chosen so that no image is ever re-encoded (measured with OCRmyPDF
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.metadata
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,26 +34,10 @@ from pathlib import Path
 import pikepdf
 import PIL
 
+from capture.scan import _child
+from capture.scan._child import RunFailed
+
 _LANGUAGES = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\+[A-Za-z][A-Za-z0-9_]*)*$")
-_STDERR_TAIL = 4000
-
-
-class RunFailed(Exception):
-    """OCRmyPDF exited with an error (``exit_code``) or was killed (``timed_out``)."""
-
-    def __init__(
-        self,
-        exit_code: int | None,
-        exit_name: str | None,
-        stderr_tail: str,
-        *,
-        timed_out: bool = False,
-    ) -> None:
-        super().__init__(exit_code, exit_name)
-        self.exit_code = exit_code
-        self.exit_name = exit_name
-        self.stderr_tail = stderr_tail
-        self.timed_out = timed_out
 
 
 def check_languages(languages: str) -> None:
@@ -108,36 +90,12 @@ def run(args: list[str], *, workdir: Path, timeout: float) -> None:
     env["OMP_THREAD_LIMIT"] = "1"
     # Its temporary files live in our work folder, so they go when the folder goes.
     env["TMPDIR"] = str(workdir)
-    process = subprocess.Popen(
-        args,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=workdir,
-        env=env,
-        start_new_session=True,
-    )
     try:
-        _, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        _, stderr = process.communicate()
-        raise RunFailed(None, None, _tail(stderr), timed_out=True) from None
-    finally:
-        if process.poll() is None:  # interrupted while waiting
-            _kill_group(process)
-            process.wait()
-    if process.returncode != 0:
-        raise RunFailed(process.returncode, _exit_name(process.returncode), _tail(stderr))
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _tail(stderr: bytes) -> str:
-    return stderr.decode("utf-8", "replace")[-_STDERR_TAIL:]
+        _child.run(args, workdir=workdir, timeout=timeout, env=env)
+    except RunFailed as exc:
+        if exc.exit_code is not None:
+            exc.exit_name = _exit_name(exc.exit_code)
+        raise
 
 
 def _exit_name(code: int) -> str | None:

@@ -1,9 +1,12 @@
 """Archival PDF/A of a scan or PDF, with an invisible OCR text layer, and proof it is lossless.
 
 Room: the conversion step of capture. Images are wrapped losslessly by img2pdf (in this
-process: it only copies or losslessly re-packs the pixels), then OCRmyPDF adds the text
-layer and the PDF/A declarations in a child process (see :mod:`._ocrmypdf` for the flags
-and why). Before anything is returned, every page image of the result is decoded and
+process: it only copies or losslessly re-packs the pixels). For an image scan in a plain
+mode, tesseract then reads each page in a child process and its invisible text layer is
+grafted onto img2pdf's pages, which pikepdf declares PDF/A-2b (:mod:`._tesseract`,
+:mod:`._sandwich`); anything else, or a result that fails validation, goes through
+OCRmyPDF in a child process (see :mod:`._ocrmypdf` for the flags and why). Before anything
+is returned, every page image of the result is decoded and
 compared with the source pixels (ARCHITECTURE invariant 2); JPEG sources must also keep
 their exact bytes. It never alters an image to make a conversion work: it fails loudly,
 naming the page.
@@ -19,14 +22,16 @@ import math
 import re
 import shutil
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import img2pdf
 import pikepdf
-from pikepdf.pdfa import validate_written
+from pikepdf.pdfa import Report, validate_written
 from PIL import Image
 
 from capture.errors import (
@@ -36,7 +41,7 @@ from capture.errors import (
     PixelMismatch,
     ResolutionMismatch,
 )
-from capture.scan import _ocrmypdf
+from capture.scan import _child, _ocrmypdf, _sandwich, _tesseract
 from capture.scan._pdfpage import (
     content_bytes,
     encoded_fingerprint,
@@ -52,7 +57,10 @@ _VERIFIABLE_MODES = _EXACT_MODES | {"P"}
 _DPI_TOLERANCE = 1e-3
 _PAGE_SIZE_TOLERANCE_PT = 0.01
 _SKIPPED_PAGE = re.compile(r"^\s*\[OCR skipped on page\(s\) [0-9, -]+\]\s*$")
-_PDFA_FLAVOUR = "2b"
+_PDFA_FLAVOUR = _sandwich.FLAVOUR
+#: Modes the fast path takes: what tesseract reads and img2pdf stores without a soft mask.
+_FAST_MODES = frozenset({"1", "L", "RGB", "P"})
+_SUFFIXES = {"scan-png": "png", "scan-jpeg": "jpg", "scan-tiff": "tif"}
 
 
 @dataclass(frozen=True)
@@ -114,15 +122,22 @@ def convert(
 ) -> Conversion:
     """Convert ``data`` (already checked by :func:`capture.scan.probe.probe`) to PDF/A-2b.
 
-    ``languages`` are tesseract's (``fra+eng``); ``timeout`` bounds the OCRmyPDF run in
-    seconds (the pixel proof comes after); ``jobs`` is how many pages OCRmyPDF works on at
-    once, each with a single-threaded tesseract; ``ocr=False`` makes the PDF/A only.
-    Whether the result is PDF/A is measured, not assumed: see ``Conversion.pdfa_valid``.
+    ``languages`` are tesseract's (``fra+eng``); ``timeout`` bounds the OCR (and, on the
+    OCRmyPDF path, the whole OCRmyPDF run) in seconds (the pixel proof comes after);
+    ``jobs`` is how many pages are OCRed at once, each by a single-threaded tesseract;
+    ``ocr=False`` makes the PDF/A only. Whether the result is PDF/A is measured, not
+    assumed: see ``Conversion.pdfa_valid``.
+
+    An image scan (PNG, JPEG, TIFF) in a plain mode takes the fast path: tesseract alone
+    reads each page, and its text layer is grafted onto img2pdf's pages in this process
+    (see :mod:`._sandwich`). When that is not possible or its result is not PDF/A-2b, the
+    OCRmyPDF path runs instead; ``tools["ocr_path"]`` says which one made the result, and
+    ``tools["fast_path_refused"]`` why an image did not take the fast path.
 
     Raises:
         LosslessConversionImpossible: the scan cannot be stored, or proven, unaltered.
         PixelMismatch: a converted page does not decode to the source pixels.
-        ConversionFailed, ConversionTimeout: OCRmyPDF failed or ran out of time.
+        ConversionFailed, ConversionTimeout: tesseract or OCRmyPDF failed or ran out of time.
     """
     _ocrmypdf.check_languages(languages)
     if jobs < 1:
@@ -130,6 +145,63 @@ def convert(
     if not timeout > 0:
         raise ValueError("timeout must be positive")
     ensure_verifiable(probe)
+    refused: str | None = None
+    if probe.format in IMAGE_FORMATS:
+        try:
+            candidate = _sandwich_conversion(
+                data, probe, languages=languages, timeout=timeout, jobs=jobs, ocr=ocr
+            )
+        except _FastPathRefused as exc:
+            refused = exc.reason
+        else:
+            if candidate.report.passed:
+                tools = _tools_used(probe, ocr=ocr, path="sandwich")
+                return _finish(data, probe, candidate, tools, languages if ocr else "")
+            findings = "; ".join(str(finding) for finding in candidate.report.findings[:3])
+            refused = f"its result did not pass PDF/A-2b validation ({findings})"
+    candidate = _ocrmypdf_conversion(
+        data, probe, languages=languages, timeout=timeout, jobs=jobs, ocr=ocr
+    )
+    tools = _tools_used(probe, ocr=ocr, path="ocrmypdf")
+    if refused is not None:
+        tools["fast_path_refused"] = refused
+    return _finish(data, probe, candidate, tools, languages if ocr else "")
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A converted PDF and its OCR text, validated but not yet proven lossless."""
+
+    pdf: bytes
+    text: tuple[str, ...]
+    report: Report
+
+
+def _finish(
+    data: bytes, probe: ScanProbe, candidate: _Candidate, tools: dict[str, str], languages: str
+) -> Conversion:
+    proofs = compare_pages(data, probe, candidate.pdf)
+    return Conversion(
+        pdf=candidate.pdf,
+        pages=proofs,
+        text=candidate.text,
+        tools=tools,
+        pdfa_valid=candidate.report.passed,
+        pdfa_messages=tuple(str(finding) for finding in candidate.report.findings),
+        ocr_languages=languages,
+    )
+
+
+def _validate(pdf: bytes) -> Report:
+    return validate_written(io.BytesIO(pdf), _PDFA_FLAVOUR)
+
+
+# --- The OCRmyPDF path -----------------------------------------------------------------
+
+
+def _ocrmypdf_conversion(
+    data: bytes, probe: ScanProbe, *, languages: str, timeout: float, jobs: int, ocr: bool
+) -> _Candidate:
     with tempfile.TemporaryDirectory(prefix="coffre-scan-") as folder:
         work = Path(folder)
         source_pdf, output_pdf, sidecar = work / "in.pdf", work / "out.pdf", work / "text.txt"
@@ -146,7 +218,7 @@ def convert(
         try:
             _ocrmypdf.run(args, workdir=work, timeout=timeout)
         except _ocrmypdf.RunFailed as exc:
-            raise _conversion_error(exc, timeout) from exc
+            raise _conversion_error("OCRmyPDF", exc, timeout) from exc
         pdf = output_pdf.read_bytes()
         sidecar_text = None
         if ocr:
@@ -155,18 +227,114 @@ def convert(
                     "OCRmyPDF wrote no OCR text", exit_code=0, exit_name=None, stderr_tail=""
                 )
             sidecar_text = sidecar.read_text("utf-8")
-    proofs = compare_pages(data, probe, pdf)
-    text = _page_texts(sidecar_text, probe.pages)
-    report = validate_written(io.BytesIO(pdf), _PDFA_FLAVOUR)
-    return Conversion(
-        pdf=pdf,
-        pages=proofs,
-        text=text,
-        tools=_tools_used(probe, ocr=ocr),
-        pdfa_valid=report.passed,
-        pdfa_messages=tuple(str(finding) for finding in report.findings),
-        ocr_languages=languages if ocr else "",
-    )
+    return _Candidate(pdf, _page_texts(sidecar_text, probe.pages), _validate(pdf))
+
+
+# --- The fast path: tesseract's text layer on img2pdf's pages ---------------------------
+
+
+class _FastPathRefused(Exception):
+    """The fast path cannot convert this scan faithfully; OCRmyPDF's path will."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _sandwich_conversion(
+    data: bytes, probe: ScanProbe, *, languages: str, timeout: float, jobs: int, ocr: bool
+) -> _Candidate:
+    """img2pdf's pages, tesseract's invisible text on each, declared PDF/A-2b by pikepdf.
+
+    Raises _FastPathRefused (before any OCR) for what it does not handle.
+    """
+    deadline = time.monotonic() + timeout
+    _check_fast_path(data, probe, ocr=ocr)
+    image_pdf = _wrap_image(data, probe)
+    _check_unrotated(image_pdf)
+    with tempfile.TemporaryDirectory(prefix="coffre-scan-") as folder:
+        work = Path(folder)
+        layers: list[_tesseract.TextLayer | None] = [None] * probe.pages
+        if ocr:
+            layers = list(_ocr_pages(data, probe, work, languages, timeout, deadline, jobs))
+        try:
+            pdf = _sandwich.build(image_pdf, [layer.pdf if layer else None for layer in layers])
+        except (ValueError, pikepdf.PdfError) as exc:
+            raise _FastPathRefused(f"the text layer could not be grafted ({exc})") from exc
+    text = tuple(layer.text if layer else "" for layer in layers)
+    return _Candidate(pdf, text, _validate(pdf))
+
+
+def _check_fast_path(data: bytes, probe: ScanProbe, *, ocr: bool) -> None:
+    if ocr and not _tesseract.available():
+        raise _FastPathRefused("tesseract is not installed")
+    for number, info in enumerate(probe.page_info, 1):
+        if info.mode not in _FAST_MODES:
+            raise _FastPathRefused(f"page {number} is in colour mode {info.mode}")
+    if any(info.mode == "P" for info in probe.page_info):
+        # A transparent palette entry becomes a soft mask; leave that to OCRmyPDF.
+        with Image.open(io.BytesIO(data), formats=[IMAGE_FORMATS[probe.format]]) as image:
+            for index in range(probe.pages):
+                image.seek(index)
+                if image.mode == "P" and "transparency" in image.info:
+                    raise _FastPathRefused(f"page {index + 1} has a transparent palette")
+
+
+def _check_unrotated(image_pdf: bytes) -> None:
+    """img2pdf turns an EXIF orientation into /Rotate; tesseract reads the unrotated pixels."""
+    with pikepdf.open(io.BytesIO(image_pdf)) as pdf:
+        for number, page in enumerate(pdf.pages, 1):
+            if int(page.obj.get("/Rotate", 0)) % 360:
+                raise _FastPathRefused(f"page {number} is rotated by its EXIF orientation")
+
+
+def _ocr_pages(
+    data: bytes,
+    probe: ScanProbe,
+    work: Path,
+    languages: str,
+    timeout: float,
+    deadline: float,
+    jobs: int,
+) -> list[_tesseract.TextLayer]:
+    """One tesseract run per page image, up to ``jobs`` at once, all done by ``deadline``."""
+    inputs = list(_ocr_inputs(data, probe, work))
+
+    def one(number: int) -> _tesseract.TextLayer:
+        try:
+            return _tesseract.ocr(
+                inputs[number - 1],
+                work / f"ocr-{number:04d}",
+                languages=languages,
+                timeout=deadline - time.monotonic(),
+            )
+        except _tesseract.RunFailed as exc:
+            raise _conversion_error("tesseract", exc, timeout, page=number) from exc
+
+    if len(inputs) == 1 or jobs == 1:
+        return [one(number) for number in range(1, len(inputs) + 1)]
+    with ThreadPoolExecutor(max_workers=min(jobs, len(inputs))) as pool:
+        return list(pool.map(one, range(1, len(inputs) + 1)))
+
+
+def _ocr_inputs(data: bytes, probe: ScanProbe, work: Path) -> Iterator[Path]:
+    """The source file itself for one page; each frame of a multi-page TIFF as a PNG.
+
+    PNG is lossless, so tesseract reads the very pixels archived; these files are OCR
+    input only and go with the work folder.
+    """
+    if probe.pages == 1:
+        path = work / f"source.{_SUFFIXES[probe.format]}"
+        path.write_bytes(data)
+        yield path
+        return
+    with Image.open(io.BytesIO(data), formats=[IMAGE_FORMATS[probe.format]]) as image:
+        for index, info in enumerate(probe.page_info):
+            image.seek(index)
+            path = work / f"frame-{index + 1:04d}.png"
+            options = {"dpi": info.dpi} if info.dpi else {}
+            image.save(path, format="PNG", compress_level=1, **options)
+            yield path
 
 
 def ensure_verifiable(probe: ScanProbe) -> None:
@@ -264,18 +432,22 @@ def _wrap_image(data: bytes, probe: ScanProbe) -> bytes:
     return bytes(pdf)
 
 
-def _conversion_error(exc: _ocrmypdf.RunFailed, timeout: float) -> ConversionFailed:
+def _conversion_error(
+    tool: str, exc: _child.RunFailed, timeout: float, *, page: int | None = None
+) -> ConversionFailed:
+    where = f" on page {page}" if page is not None else ""
     if exc.timed_out:
         return ConversionTimeout(
-            f"OCRmyPDF did not finish within {timeout:g} s and was stopped",
+            f"{tool} did not finish within {timeout:g} s{where} and was stopped",
             exit_code=None,
             exit_name=None,
             stderr_tail=exc.stderr_tail,
             timeout=timeout,
         )
     last = exc.stderr_tail.strip().splitlines()[-1:] or ["no message"]
+    name = f", {exc.exit_name}" if exc.exit_name else ""
     return ConversionFailed(
-        f"OCRmyPDF failed (exit {exc.exit_code}, {exc.exit_name}): {last[0]}",
+        f"{tool} failed{where} (exit {exc.exit_code}{name}): {last[0]}",
         exit_code=exc.exit_code,
         exit_name=exc.exit_name,
         stderr_tail=exc.stderr_tail,
@@ -380,7 +552,9 @@ def _prove_page(
 
 def _decode_pdf_image(image: pikepdf.Stream, number: int, side: str) -> Image.Image:
     try:
-        decoded = pikepdf.PdfImage(image).as_pil_image()
+        decoded = _decode_plain(image)
+        if decoded is None:
+            decoded = pikepdf.PdfImage(image).as_pil_image()
         decoded.load()
     except Exception as exc:  # an encoding or colour space pikepdf/Pillow cannot decode
         reason = f"{type(exc).__name__}: {exc}"
@@ -396,6 +570,41 @@ def _decode_pdf_image(image: pikepdf.Stream, number: int, side: str) -> Image.Im
             what="undecodable",
         ) from exc
     return decoded
+
+
+#: Plain image streams whose decoded bytes are, as they are, Pillow's samples of a mode.
+_PLAIN_IMAGES = {
+    ("/DeviceRGB", 8): "RGB",
+    ("/DeviceGray", 8): "L",
+    ("/DeviceGray", 1): "1",
+}
+# Keys that would make the samples mean something else than the plain colour space says.
+_NOT_PLAIN_KEYS = ("/Decode", "/ImageMask", "/Mask", "/SMask", "/SMaskInData", "/Matte")
+
+
+def _decode_plain(image: pikepdf.Stream) -> Image.Image | None:
+    """A Flate (or unfiltered) DeviceRGB/DeviceGray image, decoded by qpdf alone.
+
+    qpdf undoes Flate and its predictor; the bytes are then the image's samples, row by
+    row, exactly as Pillow lays out ``RGB``, ``L`` or ``1`` (rows padded to whole bytes),
+    so no second pass through pikepdf's image extraction is needed. Anything else (other
+    filters or colour spaces, decode arrays, masks, a length that does not fit) returns
+    ``None`` and takes the general decoder.
+    """
+    if filters(image) not in ((), ("FlateDecode",)) or any(k in image for k in _NOT_PLAIN_KEYS):
+        return None
+    space, depth = image.get("/ColorSpace"), image.get("/BitsPerComponent")
+    if not isinstance(space, pikepdf.Name) or not isinstance(depth, int):
+        return None
+    mode = _PLAIN_IMAGES.get((str(space), depth))
+    width, height = image.get("/Width"), image.get("/Height")
+    if mode is None or not isinstance(width, int) or not isinstance(height, int):
+        return None
+    row = (width + 7) // 8 if mode == "1" else width * len(mode)
+    samples = image.read_bytes()
+    if width <= 0 or height <= 0 or len(samples) != row * height:
+        return None
+    return Image.frombuffer(mode, (width, height), samples, "raw", mode, 0, 1)
 
 
 def _comparable(image: Image.Image, number: int, side: str) -> Image.Image:
@@ -526,11 +735,19 @@ def _page_texts(sidecar: str | None, pages: int) -> tuple[str, ...]:
     return tuple("" if _SKIPPED_PAGE.match(part) else part for part in parts)
 
 
-def _tools_used(probe: ScanProbe, *, ocr: bool) -> dict[str, str]:
+def _tools_used(probe: ScanProbe, *, ocr: bool, path: str) -> dict[str, str]:
+    """The versions of the tools ``path`` ran, and ``ocr_path``: which path made the PDF."""
     versions = tool_versions()
     unused = set()
     if probe.format not in IMAGE_FORMATS:
         unused.add("img2pdf")
     if not ocr:
         unused.update({"tesseract", "pypdfium2"})
-    return {name: version for name, version in versions.items() if name not in unused}
+    if path == "sandwich":
+        unused.update({"ocrmypdf", "pypdfium2"})
+        ocr_path = "tesseract-sandwich" if ocr else "pikepdf"
+    else:
+        ocr_path = "ocrmypdf"
+    tools = {name: version for name, version in versions.items() if name not in unused}
+    tools["ocr_path"] = ocr_path
+    return tools
