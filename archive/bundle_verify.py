@@ -23,7 +23,7 @@ import json
 import re
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -39,7 +39,7 @@ from archive.pki import cert_sha256, is_development_certificate
 from archive.renewal import RENEWAL_NAME, Renewal, check_renewals
 from archive.seal_check import validate_detached_seal, validate_pdf_seal
 from archive.timestamp import verify_timestamp
-from archive.verify import Check
+from archive.verify import Check, VerificationReport
 
 __all__ = ["BundleReport", "BundleUnreadable", "verify_bundle"]
 
@@ -58,29 +58,8 @@ class BundleUnreadable(ArchiveError):
     status = 422
 
 
-@dataclass(frozen=True)
-class BundleReport:
-    subject: str
-    #: Where trust came from, in words ("bundle-provided roots (development PKI)"...).
-    trust: str
-    checks: tuple[Check, ...] = field(default_factory=tuple)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.checks) and all(check.ok for check in self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [check for check in self.checks if not check.ok]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "ok": self.ok,
-            "trust": self.trust,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
-            "failures": [f"{c.name}: {c.detail}" if c.detail else c.name for c in self.failures],
-        }
+#: Offline reports carry where trust came from (``trust``).
+BundleReport = VerificationReport
 
 
 def verify_bundle(

@@ -43,7 +43,7 @@ import secrets
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, cast
@@ -74,7 +74,7 @@ from archive.service import (
     resolve_company,
 )
 from archive.timestamp import TimestampError, TimestampToken, verify_timestamp
-from archive.verify import Check
+from archive.verify import Check, VerificationReport
 from storage import StorageError, session_scope
 from storage.objects import CHUNK_SIZE
 from storage.types import utcnow
@@ -630,28 +630,8 @@ Each document's own evidence: see the README of an evidence bundle
 # -- verifying --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ExportReport:
-    subject: str
-    trust: str
-    checks: tuple[Check, ...] = field(default_factory=tuple)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.checks) and all(check.ok for check in self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [check for check in self.checks if not check.ok]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "ok": self.ok,
-            "trust": self.trust,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
-            "failures": [f"{c.name}: {c.detail}" if c.detail else c.name for c in self.failures],
-        }
+#: Offline reports carry where trust came from (``trust``).
+ExportReport = VerificationReport
 
 
 def verify_export(

@@ -46,8 +46,13 @@ class Check:
 
 @dataclass(frozen=True)
 class VerificationReport:
+    """Named checks about one subject (a document, a file, the journal, a bundle, an export);
+    ``trust`` says where the trusted roots came from when the checker was not the archive
+    itself (offline verification of a bundle or an export)."""
+
     subject: str
     checks: tuple[Check, ...] = field(default_factory=tuple)
+    trust: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,12 +63,12 @@ class VerificationReport:
         return [check for check in self.checks if not check.ok]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "ok": self.ok,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
-            "failures": [f"{c.name}: {c.detail}" if c.detail else c.name for c in self.failures],
-        }
+        body: dict[str, Any] = {"subject": self.subject, "ok": self.ok}
+        if self.trust is not None:
+            body["trust"] = self.trust
+        body["checks"] = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]
+        body["failures"] = [f"{c.name}: {c.detail}" if c.detail else c.name for c in self.failures]
+        return body
 
 
 class _Checks:

@@ -37,13 +37,18 @@ _err = Console(stderr=True)
 
 
 def _print_report(report: BundleReport) -> None:
-    status = "[green]OK[/]" if report.ok else "[bold red]FAILED[/]"
-    _out.print(f"evidence bundle of {escape(report.subject)}: {status}", highlight=False)
-    _out.print(f"trust: {escape(report.trust)}", highlight=False)
-    for check in report.checks:
-        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
-        detail = f" — {check.detail}" if check.detail else ""
-        _out.print(f"  {mark} {escape(check.name + detail)}", highlight=False, soft_wrap=True)
+    _print_checks(f"evidence bundle of {report.subject}", report.ok, report.trust, report.checks)
+
+
+def _pinned_roots(trust: list[Path] | None) -> list[Any] | None:
+    """The roots an auditor gave with ``--trust`` (None: trust what the bundle carries)."""
+    if not trust:
+        return None
+    try:
+        return [cert for path in trust for cert in load_certificates(path)]
+    except (PkiError, OSError) as exc:
+        _err.print(f"[bold red]error:[/] --trust: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
 
 
 def register(app: typer.Typer) -> None:
@@ -89,13 +94,7 @@ def register(app: typer.Typer) -> None:
         """Check an evidence bundle offline (no settings, database or server needed).
 
         Exit 0: every check holds; 1: a check failed (the report names it); 3: unreadable."""
-        roots = None
-        if trust:
-            try:
-                roots = [cert for path in trust for cert in load_certificates(path)]
-            except (PkiError, OSError) as exc:
-                _err.print(f"[bold red]error:[/] --trust: {escape(str(exc))}", highlight=False)
-                raise typer.Exit(EXIT_USAGE) from exc
+        roots = _pinned_roots(trust)
         try:
             report = verify_bundle(bundle, trust_roots=roots)
         except BundleUnreadable as exc:
@@ -121,10 +120,10 @@ def _progress(label: str) -> Progress:
     )
 
 
-def _print_checks(title: str, ok: bool, trust: str, checks: Sequence[Check]) -> None:
+def _print_checks(title: str, ok: bool, trust: str | None, checks: Sequence[Check]) -> None:
     status = "[green]OK[/]" if ok else "[bold red]FAILED[/]"
     _out.print(f"{escape(title)}: {status}", highlight=False)
-    _out.print(f"trust: {escape(trust)}", highlight=False)
+    _out.print(f"trust: {escape(trust or '')}", highlight=False)
     for check in checks:
         mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
         detail = f" — {check.detail}" if check.detail else ""
@@ -202,13 +201,7 @@ def register_period(app: typer.Typer) -> None:
         """Check a fiscal-year export offline (no settings, database or server needed).
 
         Exit 0: every check holds; 1: a check failed (the report names it); 3: unreadable."""
-        roots = None
-        if trust:
-            try:
-                roots = [cert for path in trust for cert in load_certificates(path)]
-            except (PkiError, OSError) as exc:
-                _err.print(f"[bold red]error:[/] --trust: {escape(str(exc))}", highlight=False)
-                raise typer.Exit(EXIT_USAGE) from exc
+        roots = _pinned_roots(trust)
         try:
             report = verify_export(folder, trust_roots=roots, deep=deep)
         except ExportUnreadable as exc:

@@ -1,9 +1,14 @@
 """Scans and PDFs through probe and convert: lossless PDF/A with OCR, proven pixel by pixel.
 
 Inputs are drawn on the fly with Pillow: small pages at 300 dpi with a few words in a
-TrueType font, so that tesseract has something to read. Tests that run OCRmyPDF (a child
-process, one to a few seconds each) are marked slow and grouped on one xdist worker; the
-pixel checks themselves are also tested without OCRmyPDF, on hand-made result PDFs.
+TrueType font, so that tesseract has something to read. Tests that run OCRmyPDF or
+tesseract (child processes, a fraction of a second to a few seconds each) are marked slow
+and grouped on one xdist worker; the pixel checks themselves are also tested without OCR,
+on hand-made result PDFs.
+
+Image scans in plain modes take the fast path (tesseract's text layer grafted by pikepdf,
+``tools["ocr_path"] == "tesseract-sandwich"``, or ``"pikepdf"`` without OCR); the rest
+goes through OCRmyPDF (``"ocrmypdf"``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import io
+import os
 import random
 import struct
 import zlib
@@ -41,8 +47,10 @@ from capture.errors import (
     ResolutionMismatch,
     UnsupportedMediaType,
 )
+from capture.scan import _sandwich, _tesseract
 from capture.scan.convert import Conversion, compare_pages, convert, tool_versions
 from capture.scan.probe import ScanProbe, probe
+from capture.scan.text import words_from_pdf
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -639,8 +647,10 @@ def test_rgb_png_stays_rgb_pixel_identical_and_searchable() -> None:
     assert "FACTURE" in result.text[0] and "ACME" in result.text[0]
     assert "ACME" in pdf_text(result.pdf)  # the invisible text layer is in the PDF
     assert result.ocr_languages == "fra+eng"
-    assert result.tools["ocrmypdf"] == importlib.metadata.version("ocrmypdf")
+    assert result.tools["ocr_path"] == "tesseract-sandwich"
+    assert "ocrmypdf" not in result.tools  # OCRmyPDF did not run
     assert result.tools["tesseract"][0].isdigit()
+    assert result.tools["img2pdf"] == importlib.metadata.version("img2pdf")
 
 
 @runs_ocrmypdf
@@ -666,36 +676,44 @@ def test_multipage_tiff_keeps_every_page_and_reads_each() -> None:
     assert_pdfa(result)
 
 
-LOSSLESS_CASES: list[tuple[str, Callable[[], bytes], str]] = [
-    ("grey-png-150-dpi", lambda: png(draw_page(mode="L"), dpi=(150, 150)), "FlateDecode"),
+LOSSLESS_CASES: list[tuple[str, Callable[[], bytes], str, str]] = [
+    (
+        "grey-png-150-dpi",
+        lambda: png(draw_page(mode="L"), dpi=(150, 150)),
+        "FlateDecode",
+        "pikepdf",
+    ),
     (
         "bitonal-g4-tiff",
         lambda: multipage_tiff([(draw_page(mode="1"), "group4")]),
         "CCITTFaxDecode",
+        "pikepdf",
     ),
-    ("palette-png", lambda: png(draw_page(mode="P")), "FlateDecode"),
+    ("palette-png", lambda: png(draw_page(mode="P")), "FlateDecode", "pikepdf"),
     (
         "palette-png-with-transparency",
         lambda: png(draw_page(mode="P"), transparency=0),
         "FlateDecode",
+        "ocrmypdf",
     ),
-    ("rgba-png", lambda: png(draw_page(mode="RGBA")), "FlateDecode"),
+    ("rgba-png", lambda: png(draw_page(mode="RGBA")), "FlateDecode", "ocrmypdf"),
 ]
 
 
 @runs_ocrmypdf
 @pytest.mark.parametrize(
-    ("make", "encoding"),
+    ("make", "encoding", "path"),
     [case[1:] for case in LOSSLESS_CASES],
     ids=[case[0] for case in LOSSLESS_CASES],
 )
-def test_other_modes_are_kept_exactly(make: Callable[[], bytes], encoding: str) -> None:
+def test_other_modes_are_kept_exactly(make: Callable[[], bytes], encoding: str, path: str) -> None:
     data = make()
     (source,) = open_frames(data)
     found = probe(data)
 
     result = convert(data, found, ocr=False)
 
+    assert result.tools["ocr_path"] == path
     (proof,) = result.pages
     assert (proof.mode, proof.encoding) == (source.mode, encoding)
     assert proof.dpi == found.page_info[0].dpi  # checked against the page size
@@ -720,6 +738,7 @@ def test_jpeg_keeps_its_exact_bytes() -> None:
     assert raw == data
     assert image_filter == pikepdf.Name.DCTDecode
     assert result.pages[0].encoding == "DCTDecode passthrough"
+    assert result.tools["ocr_path"] == "pikepdf"
     assert_pdfa(result)
 
 
@@ -732,6 +751,8 @@ def test_cmyk_jpeg_is_kept_and_recorded_as_not_pdfa() -> None:
 
     assert raw_image_bytes(result.pdf, 1)[0] == data
     assert result.pages[0].mode == "CMYK"
+    assert result.tools["ocr_path"] == "ocrmypdf"
+    assert "CMYK" in result.tools["fast_path_refused"]
     assert not result.pdfa_valid
     assert any("DeviceCMYK" in message for message in result.pdfa_messages)
 
@@ -794,13 +815,22 @@ def test_born_digital_pdf_that_cannot_be_pdfa_is_recorded_not_raised() -> None:
 
 
 @runs_ocrmypdf
-def test_an_ocrmypdf_failure_is_reported_with_its_log() -> None:
-    data = png(draw_page(size=(300, 400)))
+@pytest.mark.parametrize(
+    ("make", "tool"),
+    [
+        (lambda: png(draw_page(size=(300, 400))), "tesseract"),
+        (lambda: jpeg(draw_page(mode="CMYK", size=(300, 400))), "OCRmyPDF"),
+    ],
+    ids=["fast-path", "ocrmypdf"],
+)
+def test_an_ocr_failure_is_reported_with_its_log(make: Callable[[], bytes], tool: str) -> None:
+    data = make()
 
     with pytest.raises(ConversionFailed) as caught:
         convert(data, probe(data), languages="zzz")
 
     assert caught.value.code == "conversion_failed"
+    assert str(caught.value).startswith(f"{tool} failed")
     assert caught.value.data["exit_code"] not in (None, 0)
     assert "zzz" in caught.value.data["stderr_tail"]
 
@@ -814,6 +844,153 @@ def test_a_conversion_out_of_time_is_stopped() -> None:
 
     assert caught.value.code == "conversion_timeout"
     assert caught.value.data["timeout"] == 0.05
+
+
+def test_a_tesseract_out_of_time_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid_file = tmp_path / "pid"
+    stuck = tmp_path / "tesseract"
+    stuck.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 300\n")
+    stuck.chmod(0o755)
+    monkeypatch.setattr(_tesseract, "_program", lambda: str(stuck))
+    data = png(draw_page(size=(300, 400)))
+
+    with pytest.raises(ConversionTimeout) as caught:
+        convert(data, probe(data), timeout=2)
+
+    assert str(caught.value).startswith("tesseract did not finish within 2 s")
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left running
+        os.kill(pid, 0)
+
+
+# --- convert: the fast path and when it is not taken ---------------------------------------
+
+
+FAST_CASES: list[tuple[str, Callable[[], bytes], str]] = [
+    ("png", lambda: png(draw_page()), "FlateDecode"),
+    ("jpeg", lambda: jpeg(draw_page()), "DCTDecode passthrough"),
+    ("tiff-lzw", lambda: multipage_tiff([(draw_page(), "tiff_lzw")]), "FlateDecode"),
+    ("grey-png", lambda: png(draw_page(mode="L")), "FlateDecode"),
+    ("bitonal-png", lambda: png(draw_page(mode="1")), "FlateDecode"),
+    ("palette-png", lambda: png(draw_page(mode="P")), "FlateDecode"),
+]
+
+
+@runs_ocrmypdf
+@pytest.mark.parametrize(
+    ("make", "encoding"),
+    [case[1:] for case in FAST_CASES],
+    ids=[case[0] for case in FAST_CASES],
+)
+def test_image_scans_take_the_fast_path(make: Callable[[], bytes], encoding: str) -> None:
+    data = make()
+    (source,) = open_frames(data)
+
+    result = convert(data, probe(data))
+
+    assert result.tools["ocr_path"] == "tesseract-sandwich"
+    assert "fast_path_refused" not in result.tools
+    assert {"ocrmypdf", "pypdfium2"}.isdisjoint(result.tools)
+    assert_pdfa(result)
+    (proof,) = result.pages
+    assert proof.encoding == encoding
+    converted = decoded_page(result.pdf, 1)
+    if source.mode == "P":
+        source, converted = source.convert("RGB"), converted.convert("RGB")
+    assert_same_pixels(source, converted)
+    assert "FACTURE" in result.text[0] and "ACME" in result.text[0]
+    assert "ACME" in pdf_text(result.pdf)
+    assert image_counts(result.pdf) == [1]  # the text layer draws no image
+    if encoding.startswith("DCTDecode"):
+        assert raw_image_bytes(result.pdf, 1)[0] == data
+
+
+@runs_ocrmypdf
+@pytest.mark.parametrize("dpi", [(300, 300), (150, 150), None], ids=["300", "150", "none"])
+def test_the_text_layer_lies_on_the_words(dpi: tuple[int, int] | None) -> None:
+    # Without a resolution, tesseract guesses one and img2pdf assumes another: the text
+    # page is scaled onto the image page, so the words still land where they are drawn.
+    data = png(draw_page(), dpi=dpi)
+    result = convert(data, probe(data))
+    with pikepdf.open(io.BytesIO(result.pdf)) as pdf:
+        box = pdf.pages[0].mediabox
+        width, height = float(box[2]), float(box[3])
+    scale = width / 600  # points per pixel
+
+    (page,) = words_from_pdf(result.pdf)
+
+    acme = next(word for word in page.words if word.text == "ACME")
+    # Drawn at x = 40 px, the second line's top at y = 120 px from the top of the page.
+    assert acme.bbox[0] == pytest.approx(40 * scale, abs=6 * scale)
+    assert height - acme.bbox[3] == pytest.approx(128 * scale, abs=14 * scale)
+    assert result.tools["ocr_path"] == "tesseract-sandwich"
+
+
+@runs_ocrmypdf
+def test_a_multipage_tiff_is_read_page_by_page_in_parallel() -> None:
+    frames = [
+        draw_page(("Page un", "FACTURE"), seed=1),
+        draw_page(("Page deux", "AVOIR"), mode="1", seed=2),
+        draw_page(("Page trois", "RELANCE"), mode="L", seed=3),
+    ]
+    data = multipage_tiff([(frames[0], "tiff_lzw"), (frames[1], "group4"), (frames[2], "raw")])
+
+    result = convert(data, probe(data), jobs=2)
+
+    assert result.tools["ocr_path"] == "tesseract-sandwich"
+    for text, word in zip(result.text, ("FACTURE", "AVOIR", "RELANCE"), strict=True):
+        assert word in text
+    assert [p.encoding for p in result.pages] == ["FlateDecode", "CCITTFaxDecode", "FlateDecode"]
+    for number, frame in enumerate(frames, 1):
+        assert_same_pixels(frame, decoded_page(result.pdf, number))
+    assert_pdfa(result)
+
+
+@runs_ocrmypdf
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: jpeg(draw_page(mode="CMYK")), "colour mode CMYK"),
+        (lambda: png(draw_page(mode="P"), transparency=0), "transparent palette"),
+    ],
+    ids=["cmyk-jpeg", "palette-with-transparency"],
+)
+def test_unusual_modes_go_through_ocrmypdf(make: Callable[[], bytes], reason: str) -> None:
+    data = make()
+
+    result = convert(data, probe(data))
+
+    assert result.tools["ocr_path"] == "ocrmypdf"
+    assert reason in result.tools["fast_path_refused"]
+    assert result.tools["ocrmypdf"] == importlib.metadata.version("ocrmypdf")
+    assert "ACME" in result.text[0]
+    assert len(result.pages) == 1  # and the pixel proof ran on OCRmyPDF's result
+
+
+@runs_ocrmypdf
+def test_a_fast_result_that_is_not_pdfa_goes_through_ocrmypdf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_sandwich, "prepare", lambda *args, **kwargs: None)  # no declarations
+    data = png(draw_page())
+
+    result = convert(data, probe(data))
+
+    assert result.tools["ocr_path"] == "ocrmypdf"
+    assert "PDF/A-2b validation" in result.tools["fast_path_refused"]
+    assert_pdfa(result)
+    assert_same_pixels(draw_page(), decoded_page(result.pdf, 1))
+
+
+@runs_ocrmypdf
+def test_without_tesseract_the_fast_path_is_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_tesseract, "_program", lambda: None)
+    data = png(draw_page(size=(300, 400)))
+
+    result = convert(data, probe(data))
+
+    assert result.tools["ocr_path"] == "ocrmypdf"
+    assert result.tools["fast_path_refused"] == "tesseract is not installed"
 
 
 def test_tool_versions_names_every_tool() -> None:
