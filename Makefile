@@ -27,3 +27,7 @@ bench: bootstrap-test
 	$(VENV)/python bench/archive.py
 	$(VENV)/python bench/einvoice.py
 	$(VENV)/python bench/einvoice_validation.py
+	$(VENV)/python bench/capture.py
+	$(VENV)/python bench/extraction.py
+	$(VENV)/python bench/search.py
+	$(VENV)/python bench/integrity.py

@@ -116,6 +116,7 @@ def _versions() -> tuple[tuple[str, str], ...]:
         "pikepdf": str(pikepdf.__version__),
         "qpdf": str(pikepdf.__libqpdf_version__),
         "pypdfium2": _distribution_version("pypdfium2"),
+        "fpdf2": _distribution_version("fpdf2"),
         "pillow": str(PIL.__version__),
     }
     return tuple(found.items())

@@ -3,9 +3,9 @@
 Private plumbing of :mod:`capture.scan.convert`'s fast path, doing what OCRmyPDF's
 sandwich renderer and its internal PDF/A backend do, without OCRmyPDF's process:
 
-- each text-only page tesseract wrote becomes a Form XObject drawn after the page image,
-  scaled onto the image page's MediaBox (tesseract sizes its page from the resolution it
-  read or guessed, which need not be the one img2pdf used); the image XObject, its
+- each text-only page (:mod:`._textlayer`) becomes a Form XObject drawn after the page
+  image, scaled onto the image page's MediaBox (the text page is sized from the resolution
+  tesseract read or guessed, which need not be the one img2pdf used); the image XObject, its
   dictionary and its stream are not touched;
 - :func:`pikepdf.pdfa.prepare` adds the sRGB output intent, rewrites the XMP packet
   (``pdfaid`` part 2, conformance B, dates and producer agreeing with the Info

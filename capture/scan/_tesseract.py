@@ -1,10 +1,10 @@
 """Tesseract as an external program: is it installed, and one OCR run of one page image.
 
 Private plumbing of :mod:`capture.scan.convert`'s fast path for image scans. One run reads
-one image file and writes, in that single pass, a text-only PDF (``textonly_pdf=1``: the
-words in invisible text, drawn with tesseract's own embedded glyphless font, no image) and
-the plain text. Tesseract runs single-threaded (``OMP_THREAD_LIMIT=1``): on shared cores,
-OpenMP threads make it several times slower. A timeout kills its process group.
+one image file and writes, in that single pass, the hOCR (words, boxes, baselines) that
+:mod:`._textlayer` draws as the invisible text layer, and the plain text. Tesseract runs
+single-threaded (``OMP_THREAD_LIMIT=1``): on shared cores, OpenMP threads make it several
+times slower. A timeout kills its process group.
 
 The image given is OCR input only; it never becomes part of the archived PDF.
 """
@@ -27,8 +27,8 @@ __all__ = ["RunFailed", "TextLayer", "available", "ocr"]
 class TextLayer:
     """What tesseract wrote for one page image."""
 
-    pdf: Path
-    """A one-page PDF holding only the invisible text."""
+    hocr: Path
+    """The page's hOCR."""
     text: str
     """The plain text of the page (its trailing page separator removed)."""
 
@@ -44,7 +44,7 @@ def available() -> bool:
 
 
 def ocr(image: Path, outbase: Path, *, languages: str, timeout: float) -> TextLayer:
-    """OCR ``image``; writes ``outbase.pdf`` and ``outbase.txt``.
+    """OCR ``image``; writes ``outbase.hocr`` and ``outbase.txt``.
 
     Raises:
         RunFailed: tesseract failed (``exit_code``, ``stderr_tail``) or ran out of time.
@@ -58,20 +58,18 @@ def ocr(image: Path, outbase: Path, *, languages: str, timeout: float) -> TextLa
         str(outbase),
         "-l",
         languages,
-        "-c",
-        "textonly_pdf=1",
-        "pdf",
+        "hocr",
         "txt",
     ]
     env = dict(os.environ)
     env["OMP_THREAD_LIMIT"] = "1"
     env["TMPDIR"] = str(outbase.parent)
     _child.run(args, workdir=outbase.parent, timeout=timeout, env=env)
-    pdf, txt = (outbase.parent / (outbase.name + suffix) for suffix in (".pdf", ".txt"))
-    if not pdf.exists() or not txt.exists():
-        raise RunFailed(0, None, f"tesseract wrote no {'PDF' if not pdf.exists() else 'text'}")
+    hocr, txt = (outbase.parent / (outbase.name + suffix) for suffix in (".hocr", ".txt"))
+    if not hocr.exists() or not txt.exists():
+        raise RunFailed(0, None, f"tesseract wrote no {'hOCR' if not hocr.exists() else 'text'}")
     text = txt.read_text("utf-8")
     # The text renderer ends each page with the page separator (a form feed).
     if text.endswith("\f"):
         text = text[:-1]
-    return TextLayer(pdf=pdf, text=text)
+    return TextLayer(hocr=hocr, text=text)

@@ -2,14 +2,14 @@
 
 Room: the conversion step of capture. Images are wrapped losslessly by img2pdf (in this
 process: it only copies or losslessly re-packs the pixels). For an image scan in a plain
-mode, tesseract then reads each page in a child process and its invisible text layer is
-grafted onto img2pdf's pages, which pikepdf declares PDF/A-2b (:mod:`._tesseract`,
-:mod:`._sandwich`); anything else, or a result that fails validation, goes through
-OCRmyPDF in a child process (see :mod:`._ocrmypdf` for the flags and why). Before anything
-is returned, every page image of the result is decoded and
-compared with the source pixels (ARCHITECTURE invariant 2); JPEG sources must also keep
-their exact bytes. It never alters an image to make a conversion work: it fails loudly,
-naming the page.
+mode, tesseract then reads each page in a child process, its hOCR is drawn as an invisible
+text page by OCRmyPDF's own renderer in this process, grafted onto img2pdf's pages, which
+pikepdf declares PDF/A-2b (:mod:`._tesseract`, :mod:`._textlayer`, :mod:`._sandwich`).
+Anything else, or a result that fails validation, goes through OCRmyPDF in a child process
+(see :mod:`._ocrmypdf` for the flags and why). Before anything is returned, every page
+image of the result is decoded and compared with the source pixels (ARCHITECTURE
+invariant 2); JPEG sources must also keep their exact bytes. It never alters an image to
+make a conversion work: it fails loudly, naming the page.
 
 It must not archive, journal or touch a database; the caller stores what it returns.
 """
@@ -41,7 +41,7 @@ from capture.errors import (
     PixelMismatch,
     ResolutionMismatch,
 )
-from capture.scan import _child, _ocrmypdf, _sandwich, _tesseract
+from capture.scan import _child, _ocrmypdf, _sandwich, _tesseract, _textlayer
 from capture.scan._pdfpage import (
     content_bytes,
     encoded_fingerprint,
@@ -251,16 +251,22 @@ def _sandwich_conversion(
     deadline = time.monotonic() + timeout
     _check_fast_path(data, probe, ocr=ocr)
     image_pdf = _wrap_image(data, probe)
-    _check_unrotated(image_pdf)
+    if ocr:
+        _check_unrotated(image_pdf)
     with tempfile.TemporaryDirectory(prefix="coffre-scan-") as folder:
         work = Path(folder)
         layers: list[_tesseract.TextLayer | None] = [None] * probe.pages
         if ocr:
             layers = list(_ocr_pages(data, probe, work, languages, timeout, deadline, jobs))
         try:
-            pdf = _sandwich.build(image_pdf, [layer.pdf if layer else None for layer in layers])
-        except (ValueError, pikepdf.PdfError) as exc:
-            raise _FastPathRefused(f"the text layer could not be grafted ({exc})") from exc
+            text_pdfs = [
+                _textlayer.render(layer.hocr, work / f"text-{number:04d}.pdf") if layer else None
+                for number, layer in enumerate(layers, 1)
+            ]
+            pdf = _sandwich.build(image_pdf, text_pdfs)
+        except Exception as exc:  # the renderer's errors are its own; OCRmyPDF can still try
+            reason = f"{type(exc).__name__}: {exc}"
+            raise _FastPathRefused(f"the text layer could not be made ({reason})") from exc
     text = tuple(layer.text if layer else "" for layer in layers)
     return _Candidate(pdf, text, _validate(pdf))
 
@@ -418,8 +424,13 @@ def _wrap_image(data: bytes, probe: ScanProbe) -> bytes:
         # The resolution the probe read (JFIF, EXIF, pHYs, TIFF tags) decides the page
         # size, so that the check below compares like with like.
         layout = img2pdf.get_fixed_dpi_layout_fun(only)
+    options: dict[str, object] = {"layout_fun": layout} if layout else {}
+    if probe.format == "scan-png" and not _png_may_carry_exif(data):
+        # img2pdf looks for an EXIF orientation, and Pillow decodes a whole PNG to find
+        # one; with no chunk that could hold EXIF, the answer is known: no rotation.
+        options["rotation"] = img2pdf.Rotation.none
     try:
-        pdf = img2pdf.convert(data, layout_fun=layout) if layout else img2pdf.convert(data)
+        pdf = img2pdf.convert(data, **options)
     except Exception as exc:  # img2pdf refuses what it cannot embed without altering it
         reason = f"img2pdf refused the image: {type(exc).__name__}: {exc}"
         raise LosslessConversionImpossible(
@@ -430,6 +441,31 @@ def _wrap_image(data: bytes, probe: ScanProbe) -> bytes:
             "img2pdf produced nothing", page=None, reason="img2pdf produced nothing"
         )
     return bytes(pdf)
+
+
+_PNG_EXIF_KEYWORD = b"Raw profile type exif\0"
+
+
+def _png_may_carry_exif(data: bytes) -> bool:
+    """Whether a PNG has an ``eXIf`` chunk, or a text chunk where Pillow looks for EXIF.
+
+    Walks the chunk headers only; anything unexpected answers ``True`` (ask Pillow).
+    """
+    position = 8
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        body = position + 8
+        if kind == b"eXIf":
+            return True
+        if kind in (b"tEXt", b"zTXt", b"iTXt") and data[
+            body : body + len(_PNG_EXIF_KEYWORD)
+        ].startswith(_PNG_EXIF_KEYWORD):
+            return True
+        if kind == b"IEND":
+            return False
+        position = body + length + 4
+    return True
 
 
 def _conversion_error(
@@ -742,9 +778,10 @@ def _tools_used(probe: ScanProbe, *, ocr: bool, path: str) -> dict[str, str]:
     if probe.format not in IMAGE_FORMATS:
         unused.add("img2pdf")
     if not ocr:
-        unused.update({"tesseract", "pypdfium2"})
+        unused.update({"tesseract", "pypdfium2", "fpdf2"})
     if path == "sandwich":
-        unused.update({"ocrmypdf", "pypdfium2"})
+        # With OCR, OCRmyPDF's renderer (on fpdf2) draws the text layer, in this process.
+        unused.update({"pypdfium2"} if ocr else {"ocrmypdf"})
         ocr_path = "tesseract-sandwich" if ocr else "pikepdf"
     else:
         ocr_path = "ocrmypdf"

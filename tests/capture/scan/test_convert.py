@@ -648,7 +648,9 @@ def test_rgb_png_stays_rgb_pixel_identical_and_searchable() -> None:
     assert "ACME" in pdf_text(result.pdf)  # the invisible text layer is in the PDF
     assert result.ocr_languages == "fra+eng"
     assert result.tools["ocr_path"] == "tesseract-sandwich"
-    assert "ocrmypdf" not in result.tools  # OCRmyPDF did not run
+    assert "pypdfium2" not in result.tools  # OCRmyPDF did not run, only its text renderer
+    assert result.tools["ocrmypdf"] == importlib.metadata.version("ocrmypdf")
+    assert result.tools["fpdf2"] == importlib.metadata.version("fpdf2")
     assert result.tools["tesseract"][0].isdigit()
     assert result.tools["img2pdf"] == importlib.metadata.version("img2pdf")
 
@@ -739,6 +741,7 @@ def test_jpeg_keeps_its_exact_bytes() -> None:
     assert image_filter == pikepdf.Name.DCTDecode
     assert result.pages[0].encoding == "DCTDecode passthrough"
     assert result.tools["ocr_path"] == "pikepdf"
+    assert "ocrmypdf" not in result.tools and "tesseract" not in result.tools
     assert_pdfa(result)
 
 
@@ -890,7 +893,7 @@ def test_image_scans_take_the_fast_path(make: Callable[[], bytes], encoding: str
 
     assert result.tools["ocr_path"] == "tesseract-sandwich"
     assert "fast_path_refused" not in result.tools
-    assert {"ocrmypdf", "pypdfium2"}.isdisjoint(result.tools)
+    assert "pypdfium2" not in result.tools
     assert_pdfa(result)
     (proof,) = result.pages
     assert proof.encoding == encoding
@@ -968,6 +971,22 @@ def test_unusual_modes_go_through_ocrmypdf(make: Callable[[], bytes], reason: st
 
 
 @runs_ocrmypdf
+def test_an_exif_rotated_image_goes_through_ocrmypdf() -> None:
+    # img2pdf turns the orientation into /Rotate; tesseract would read the pixels unrotated.
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to view
+    data = png(draw_page(size=(300, 400)), exif=exif)
+
+    result = convert(data, probe(data))
+
+    assert result.tools["ocr_path"] == "ocrmypdf"
+    assert "EXIF orientation" in result.tools["fast_path_refused"]
+    with pikepdf.open(io.BytesIO(result.pdf)) as pdf:
+        assert int(pdf.pages[0].obj.get("/Rotate", 0)) == 90
+    assert_same_pixels(draw_page(size=(300, 400)), decoded_page(result.pdf, 1))
+
+
+@runs_ocrmypdf
 def test_a_fast_result_that_is_not_pdfa_goes_through_ocrmypdf(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -1003,6 +1022,7 @@ def test_tool_versions_names_every_tool() -> None:
         "pikepdf",
         "qpdf",
         "pypdfium2",
+        "fpdf2",
         "pillow",
     }
     assert versions["img2pdf"] == importlib.metadata.version("img2pdf")
