@@ -18,11 +18,14 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from sqlmodel import select
 
 from archive.models import DocumentFlag
 from capture.pipeline import FINAL, Pipeline
 from storage import session_scope
+
+log = structlog.get_logger("coffre.hotfolder")
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".reason.txt")
 
@@ -72,7 +75,12 @@ class HotFolder:
         return bool(self._pending or self._seen)
 
     def poll(self) -> list[Outcome]:
-        outcomes = [self._take(path) for path in self._complete_files()]
+        outcomes: list[Outcome | None] = []
+        for path in self._complete_files():
+            try:
+                outcomes.append(self._take(path))
+            except Exception:  # the store or database is away: the file stays for next time
+                log.exception("hotfolder.intake_failed", file=str(path))
         outcomes.extend(self._settle_pending())
         return [o for o in outcomes if o is not None]
 
@@ -100,7 +108,6 @@ class HotFolder:
         return ready
 
     def _take(self, path: Path) -> Outcome | None:
-        self._seen.pop(path, None)
         result = self.pipeline.intake(
             path.read_bytes(),
             filename=path.name,
@@ -110,6 +117,7 @@ class HotFolder:
             kind=self.kind,
             station=self.station,
         )
+        self._seen.pop(path, None)  # taken in; on failure it stays known, retried next scan
         if result.status == "quarantined":
             return self._move(path, "quarantined", None, f"{result.reason_code}: {result.reason}")
         assert result.document_id is not None

@@ -89,3 +89,35 @@ def test_a_file_still_growing_is_not_taken(rt, tmp_path):
     _age(growing, 5)
     assert folder.poll() == []
     assert growing.exists()
+
+
+def test_an_intake_failure_leaves_the_file_for_the_next_scan(rt, tmp_path, monkeypatch):
+    from storage import StorageError
+
+    inbox = tmp_path / "station-3"
+    folder = HotFolder(
+        rt.pipeline,
+        inbox,
+        station="s3",
+        actor="station:s3",
+        enqueue=lambda _d: None,
+        settle_seconds=1.0,
+    )
+    bad = inbox / "refused.gif"
+    bad.write_bytes(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+    _age(bad)
+    real_intake = rt.pipeline.intake
+    calls = []
+
+    def store_down_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise StorageError("object store unreachable")
+        return real_intake(*args, **kwargs)
+
+    monkeypatch.setattr(rt.pipeline, "intake", store_down_once)
+    folder.poll()
+    assert folder.poll() == [] and bad.exists()  # kept in place, nothing lost
+    outcomes = folder.poll()
+    assert [o.status for o in outcomes] == ["quarantined"]
+    assert (inbox / "error" / "refused.gif.reason.txt").exists()
