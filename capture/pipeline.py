@@ -451,7 +451,14 @@ class Pipeline:
                 "the stored original does not match its fingerprint",
                 document_id=str(document_id),
             )
-        found = probe(data, max_pixels=self.options.max_pixels, min_dpi=self.options.min_dpi)
+        # Probed in full at intake and the fingerprint matches: no second full decode (the
+        # pixel proof decodes the source again anyway).
+        found = probe(
+            data,
+            max_pixels=self.options.max_pixels,
+            min_dpi=self.options.min_dpi,
+            decode=False,
+        )
         conversion = convert(
             data,
             found,

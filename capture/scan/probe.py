@@ -121,8 +121,13 @@ class ScanProbe:
         return frozenset(code for code, _ in self.flags)
 
 
-def probe(data: bytes, *, max_pixels: int = 200_000_000, min_dpi: int = 200) -> ScanProbe:
+def probe(
+    data: bytes, *, max_pixels: int = 200_000_000, min_dpi: int = 200, decode: bool = True
+) -> ScanProbe:
     """Identify ``data`` and check it can be taken in.
+
+    ``decode=False`` skips decoding every pixel to find truncation: for bytes that were
+    already probed in full at intake and whose fingerprint still matches (a worker).
 
     Pillow's own guard (about 179 megapixels) also refuses an image, whichever limit is
     lower; both raise :class:`~capture.errors.DecompressionBomb`.
@@ -135,7 +140,7 @@ def probe(data: bytes, *, max_pixels: int = 200_000_000, min_dpi: int = 200) -> 
         raise EmptyInput("the file is empty")
     kind = _sniff(data)
     if kind in IMAGE_FORMATS:
-        pages = _probe_image(data, kind, max_pixels)
+        pages = _probe_image(data, kind, max_pixels, decode=decode)
         flags: list[tuple[str, str]] = []
     else:
         kind, pages, flags = _probe_pdf(data, max_pixels)
@@ -175,7 +180,7 @@ def _sniff(data: bytes) -> str:
 # --- Images ----------------------------------------------------------------------------
 
 
-def _probe_image(data: bytes, kind: str, max_pixels: int) -> list[PageInfo]:
+def _probe_image(data: bytes, kind: str, max_pixels: int, *, decode: bool) -> list[PageInfo]:
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # A process-wide Pillow switch would make truncated scans load silently.
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: cannot detect truncation")
@@ -204,9 +209,10 @@ def _probe_image(data: bytes, kind: str, max_pixels: int) -> list[PageInfo]:
                 dpi=_dpi(image.info.get("dpi")),
                 compression=_compression(image, kind),
             )
-            _decode(image, pil_format, page)
+            if decode:
+                _decode(image, pil_format, page)
             pages.append(info)
-    if kind == "scan-png":
+    if kind == "scan-png" and decode:
         _verify_png(data)
     return pages
 

@@ -1034,3 +1034,11 @@ def test_probe_result_is_immutable() -> None:
 
     with pytest.raises(AttributeError):
         found.pages = 2
+
+
+def test_a_worker_may_skip_the_full_decode_but_intake_may_not() -> None:
+    damaged = truncated(png(draw_page()))
+    with pytest.raises(CorruptImage):
+        probe(damaged)
+    found = probe(damaged, decode=False)  # header facts only: for bytes already probed
+    assert found.format == "scan-png" and found.pages == 1
