@@ -90,6 +90,22 @@ def _work_item(data_dir: Path):
         return db.execute("SELECT document_id, attempts, lease_until FROM work_item").fetchall()
 
 
+def _ocr_children(pid: int) -> list[int]:
+    """Tesseract or OCRmyPDF processes started by process ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # processes come and go while we look
+            text = stat.read_text()
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            parent = int(text[text.rindex(")") + 2 :].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes() if name.startswith("python") else b""
+        except (OSError, ValueError):
+            continue
+        if parent == pid and (name == "tesseract" or b"ocrmypdf" in cmdline):
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_a_worker_killed_mid_job_leaves_nothing_half_done(env, tmp_path):
     data_dir = Path(env["COFFRE_DATA_DIR"])
     _run(env, tmp_path, "init")
@@ -110,7 +126,10 @@ def test_a_worker_killed_mid_job_leaves_nothing_half_done(env, tmp_path):
         while time.monotonic() < deadline and not any(r[1] for r in _work_item(data_dir)):
             time.sleep(0.2)
         assert _work_item(data_dir)[0][1] == 1, "the worker never claimed the document"
-        time.sleep(1.0)  # now inside conversion/OCR
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _ocr_children(worker.pid):
+            time.sleep(0.02)
+        assert _ocr_children(worker.pid), "the worker never started OCR"  # kill it mid-OCR
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
