@@ -377,18 +377,13 @@ def _add_artifacts(
     artifacts: dict[str, Artifact] = {}
     for name, (obj, media, role) in stored.items():
         of = original or artifacts.get("original")
-        artifact = Artifact(
-            document_id=document.id,
-            name=name,
-            role=role,
-            sha256=obj.sha256,
-            size=obj.size,
-            media_type=media,
-            backend=obj.backend,
-            storage_key=obj.key,
-            storage_version=obj.version_id,
-            retain_until=obj.retain_until,
-            of_artifact_id=None if role == "content" or of is None else of.id,
+        artifact = Artifact.stored(
+            document.id,
+            name,
+            role,
+            media,
+            obj,
+            None if role == "content" or of is None else of.id,
         )
         session.add(artifact)
         artifacts[name] = artifact

@@ -984,19 +984,7 @@ def _record_renewal(
 
             rows = []
             for name, (obj, media, role) in stored.items():
-                artifact = Artifact(
-                    document_id=document.id,
-                    name=name,
-                    role=role,
-                    of_artifact_id=planned.base.id,
-                    sha256=obj.sha256,
-                    size=obj.size,
-                    media_type=media,
-                    backend=obj.backend,
-                    storage_key=obj.key,
-                    storage_version=obj.version_id,
-                    retain_until=obj.retain_until,
-                )
+                artifact = Artifact.stored(document.id, name, role, media, obj, planned.base.id)
                 session.add(artifact)
                 rows.append(artifact)
             session.flush()

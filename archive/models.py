@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from storage.objects import StoredObject
 from storage.types import UTCDateTime, utcnow
 
 
@@ -101,6 +102,31 @@ class Artifact(SQLModel, table=True):
     storage_version: str
     retain_until: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    @classmethod
+    def stored(
+        cls,
+        document_id: uuid.UUID,
+        name: str,
+        role: str,
+        media_type: str,
+        obj: StoredObject,
+        of_artifact_id: uuid.UUID | None = None,
+    ) -> Artifact:
+        """The row for an object just written to the store."""
+        return cls(
+            document_id=document_id,
+            name=name,
+            role=role,
+            of_artifact_id=of_artifact_id,
+            sha256=obj.sha256,
+            size=obj.size,
+            media_type=media_type,
+            backend=obj.backend,
+            storage_key=obj.key,
+            storage_version=obj.version_id,
+            retain_until=obj.retain_until,
+        )
 
 
 class Evidence(SQLModel, table=True):

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -404,8 +405,6 @@ class Pipeline:
         timeout: float | None = None,
     ) -> dict[uuid.UUID, str]:
         """Wait for documents processed elsewhere (workers) to reach a final state."""
-        import time
-
         deadline = None if timeout is None else time.monotonic() + timeout
         left = set(document_ids)
         done: dict[uuid.UUID, str] = {}
