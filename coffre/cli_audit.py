@@ -20,8 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from archive.bundle import build_bundle, bundle_filename
 from archive.bundle_verify import BundleReport, BundleUnreadable, verify_bundle
 from archive.export import ExportProgress, ExportUnreadable, export_period, verify_export
-from archive.integrity import IntegrityReport, SweepProgress, integrity_sweep, renew_evidence
+from archive.integrity import IntegrityReport, SweepProgress, integrity_sweep
 from archive.pki import PkiError, load_certificates
+from archive.renew import renew_evidence
 from archive.service import resolve_company
 from archive.verify import Check
 from storage import session_scope

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from archive.bundle import build_bundle
 from archive.bundle_verify import verify_bundle
 from archive.deposit import deposit
-from archive.integrity import integrity_sweep, renew_evidence, sweep_due
+from archive.integrity import integrity_sweep, sweep_due
 from archive.models import Artifact, JournalEvent
 from archive.pki import (
     DevPki,
@@ -35,6 +35,7 @@ from archive.pki import (
     load_private_key_pem,
     to_asn1,
 )
+from archive.renew import renew_evidence
 from archive.renewal import Renewal, check_renewals, renewal_body
 from archive.seal import Sealer, SealIdentity, _KeySigner
 from archive.seal_check import validate_pdf_seal
@@ -371,7 +372,7 @@ def test_a_weak_tsa_key_is_listed_whatever_the_horizon(runtime, archive):
 def test_renewal_refuses_a_tsa_that_would_lapse_within_the_horizon(runtime, archive):
     short, _ = _short_lived(archive, runtime.dev_pki, tsa_days=30, seal_days=60)
     deposit(short, data=make_pdfa("S", seed=61), filename="s.pdf", actor=ACTOR)
-    from archive.integrity import RenewalError
+    from archive.renew import RenewalError
 
     with pytest.raises(RenewalError, match="configured TSA"):
         renew_evidence(short, actor=ACTOR)
