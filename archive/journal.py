@@ -153,6 +153,16 @@ class Journal:
             select(JournalEvent).order_by(col(JournalEvent.seq).desc()).limit(1)
         ).first()
 
+    @staticmethod
+    def head_position(session: Session) -> tuple[int, str] | None:
+        """The head's ``(seq, hash)``, without loading the event (what writers chain to)."""
+        row = session.exec(
+            select(JournalEvent.seq, JournalEvent.hash)
+            .order_by(col(JournalEvent.seq).desc())
+            .limit(1)
+        ).first()
+        return (row[0], row[1]) if row else None
+
     def append(
         self,
         session: Session,
@@ -201,8 +211,8 @@ class Journal:
         if cached is not None and cached[0] is session.get_transaction():
             return cached[1] + 1, cached[2]
         self._lock(session)
-        head = self.head(session)
-        return (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+        head = self.head_position(session)
+        return (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
 
     # -- anchoring -----------------------------------------------------------------------
     @staticmethod
@@ -212,15 +222,20 @@ class Journal:
         ).first()
 
     def anchor_due(self, session: Session) -> bool:
-        head = self.head(session)
+        head = self.head_position(session)
         if head is None:
             return False
-        last = self.last_anchor(session)
+        last = session.exec(
+            select(JournalAnchor.head_seq, JournalAnchor.tst_time)
+            .order_by(col(JournalAnchor.seq).desc())
+            .limit(1)
+        ).first()
         if last is None:
             return True
-        if head.seq - last.head_seq >= self.anchor_every:
+        last_head_seq, last_time = last
+        if head[0] - last_head_seq >= self.anchor_every:
             return True
-        return head.seq > last.head_seq and utcnow() - last.tst_time >= self.anchor_max_age
+        return head[0] > last_head_seq and utcnow() - last_time >= self.anchor_max_age
 
     def anchor(self, session: Session, stamp: Stamp) -> JournalAnchor | None:
         """Timestamp the current head; None when nothing happened since the last anchor."""

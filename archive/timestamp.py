@@ -33,6 +33,7 @@ from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko.sign.validation.status import TimestampSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
+from archive._aio import run_sync
 from archive._asn1 import SEQUENCE, PreEncodedContentInfo, TimeStampResp, der_tlv, raw_der
 from archive.errors import ArchiveError
 from archive.pki import cert_sha256, to_asn1
@@ -383,7 +384,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return run_sync(coro)
     # Called from async code (a test, a handler): run on a private loop in a thread.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()

@@ -16,6 +16,7 @@ its lease lapses, the step reruns, and nothing is archived twice.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -56,7 +57,7 @@ from capture.errors import CaptureError, ConversionFailed
 from capture.models import Capture, WorkerHeartbeat, WorkItem
 from capture.scan.convert import Conversion, convert
 from capture.scan.extract import extract
-from capture.scan.probe import ScanProbe, probe
+from capture.scan.probe import PixelFingerprint, ScanProbe, probe
 from capture.scan.text import words_from_pdf
 from capture.service import is_einvoice
 from capture.suppliers import DatabaseDirectory
@@ -234,7 +235,11 @@ class Pipeline:
                 media_type=found.media_type,
                 format=found.format,
                 flags=tuple(Flag(code, message) for code, message in found.flags),
-                details={"pages": found.pages, "station": station},
+                details={
+                    "pages": found.pages,
+                    "station": station,
+                    **_pixel_details(found),
+                },
                 state=DocumentState.received.value,
             )
 
@@ -452,11 +457,14 @@ class Pipeline:
             )
         # Probed in full at intake and the fingerprint matches: no second full decode (the
         # pixel proof decodes the source again anyway).
-        found = probe(
-            data,
-            max_pixels=self.options.max_pixels,
-            min_dpi=self.options.min_dpi,
-            decode=False,
+        found = _with_fingerprints(
+            probe(
+                data,
+                max_pixels=self.options.max_pixels,
+                min_dpi=self.options.min_dpi,
+                decode=False,
+            ),
+            self._intake_fingerprints(document_id),
         )
         conversion = convert(
             data,
@@ -514,6 +522,13 @@ class Pipeline:
                 ),
             ),
         )
+
+    def _intake_fingerprints(self, document_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The source pixels' fingerprints the probe took at intake, as journaled."""
+        with session_scope(self.archive.engine, read_only=True) as session:
+            events = self.archive.journal.events_for(session, f"document:{document_id}")
+        deposited = [e for e in events if e.action == "document.deposited"]
+        return list(deposited[0].payload.get("pixels", [])) if deposited else []
 
     def _duplicates(
         self, company_id: uuid.UUID, document_id: uuid.UUID, invoice: Any
@@ -597,6 +612,34 @@ def _same_invoice(
         )
     )
     return sorted(set(session.exec(query)))
+
+
+def _pixel_details(found: ScanProbe) -> dict[str, Any]:
+    """The fingerprint of each decoded page, journaled with the deposit (see
+    :func:`_with_fingerprints`)."""
+    pixels = [
+        {"page": number, **dataclasses.asdict(info.pixels)}
+        for number, info in enumerate(found.page_info, 1)
+        if info.pixels is not None
+    ]
+    return {"pixels": pixels} if pixels else {}
+
+
+def _with_fingerprints(found: ScanProbe, journaled: list[dict[str, Any]]) -> ScanProbe:
+    """``found`` (probed without decoding) with the fingerprints its intake journaled: the
+    pixel proof then checks the PDF/A against them instead of decoding the source again.
+    A page without one is decoded again by the proof."""
+    by_page = {entry["page"]: entry for entry in journaled}
+    pages = []
+    for number, info in enumerate(found.page_info, 1):
+        entry = by_page.get(number)
+        if entry is not None:
+            pixels = PixelFingerprint(
+                mode=entry["mode"], sha256=entry["sha256"], decoder=entry["decoder"]
+            )
+            info = dataclasses.replace(info, pixels=pixels)
+        pages.append(info)
+    return dataclasses.replace(found, page_info=tuple(pages))
 
 
 def _conversion_facts(found: ScanProbe, conversion: Conversion) -> dict[str, Any]:

@@ -13,9 +13,11 @@ want_test=0
 # OCR and PDF/A: tesseract with French and English, ghostscript, qpdf, poppler (pdftoppm).
 SYSTEM_PACKAGES=(openssl ca-certificates python3 python3-venv python3-pip
   tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng ghostscript qpdf poppler-utils)
-# Tests: a PKCS#11 token, fonts for synthetic scans, Debian's Chromium for the web pages
-# (driven by Playwright with executable_path=/usr/bin/chromium; never `playwright install`).
-TEST_SYSTEM_PACKAGES=(softhsm2 fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf chromium)
+# Tests: a PKCS#11 token, the fonts the synthetic scans are drawn with (DejaVu Condensed
+# is in -extra, Liberation Sans Narrow only in fonts-liberation 1.x), Debian's Chromium for
+# the web pages (driven by Playwright with executable_path=/usr/bin/chromium; never `playwright install`).
+TEST_SYSTEM_PACKAGES=(softhsm2 chromium
+  fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf)
 
 wanted=("${SYSTEM_PACKAGES[@]}")
 [ $want_test -eq 1 ] && wanted+=("${TEST_SYSTEM_PACKAGES[@]}")

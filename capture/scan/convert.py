@@ -35,6 +35,7 @@ from pikepdf.pdfa import Report, validate_written
 from PIL import Image
 
 from capture.errors import (
+    CaptureError,
     ConversionFailed,
     ConversionTimeout,
     LosslessConversionImpossible,
@@ -48,11 +49,9 @@ from capture.scan._pdfpage import (
     filters,
     page_content,
 )
+from capture.scan._pixels import VERIFIABLE_MODES, PixelFingerprint, comparable
 from capture.scan.probe import IMAGE_FORMATS, ScanProbe
 
-#: Modes whose ``tobytes()`` is the exact decoded samples (``P`` is compared expanded).
-_EXACT_MODES = frozenset({"1", "L", "LA", "RGB", "RGBA", "CMYK", "I;16", "I;16B", "I;16L", "I"})
-_VERIFIABLE_MODES = _EXACT_MODES | {"P"}
 # Float rounding in page sizes (img2pdf writes 4 decimals) stays far below this.
 _DPI_TOLERANCE = 1e-3
 _PAGE_SIZE_TOLERANCE_PT = 0.01
@@ -353,7 +352,7 @@ def ensure_verifiable(probe: ScanProbe) -> None:
                 f"16-bit colour ({info.mode}): Pillow decodes it to 8 bits, "
                 "so its pixels cannot be proven identical"
             )
-        elif info.mode not in _VERIFIABLE_MODES:
+        elif info.mode not in VERIFIABLE_MODES:
             reason = f"its colour mode {info.mode} cannot be decoded exactly here"
         elif "JBIG2Decode" in (info.compression or "") and not shutil.which("jbig2dec"):
             reason = "it is JBIG2-compressed and jbig2dec is not installed to decode it"
@@ -495,23 +494,34 @@ def _conversion_error(
 
 @dataclass
 class _SourcePage:
-    image: Image.Image
+    #: The decoded source page; ``None`` when its fingerprint from intake stands for it.
+    image: Image.Image | None
     #: The JPEG bytes the result must hold unchanged, when the source page is a JPEG.
     jpeg: bytes | None = None
     #: For a source PDF: its MediaBox and the encoded fingerprint of its image.
     mediabox: tuple[float, float, float, float] | None = None
     fingerprint: str | None = None
+    #: The source pixels' fingerprint, taken when the probe decoded them at intake.
+    pixels: PixelFingerprint | None = None
 
 
 def _source_pages(source: bytes, probe: ScanProbe) -> Iterator[_SourcePage]:
     if probe.format == "scan-pdf":
         yield from _source_pdf_pages(source)
         return
+    jpeg = source if probe.format == "scan-jpeg" else None
+    fingerprints = [info.pixels for info in probe.page_info]
+    if all(fp is not None and fp.usable_here() for fp in fingerprints):
+        # Decoded in full at intake, fingerprinted then, and the caller checked the bytes
+        # are still those: prove the result against the fingerprint, decode nothing here.
+        for fp in fingerprints:
+            yield _SourcePage(None, jpeg=jpeg, pixels=fp)
+        return
     with Image.open(io.BytesIO(source), formats=[IMAGE_FORMATS[probe.format]]) as image:
         for index in range(probe.pages):
             image.seek(index)
             image.load()
-            yield _SourcePage(image, jpeg=source if probe.format == "scan-jpeg" else None)
+            yield _SourcePage(image, jpeg=jpeg)
 
 
 def _source_pdf_pages(source: bytes) -> Iterator[_SourcePage]:
@@ -557,33 +567,58 @@ def _prove_page(
             page=number,
             what="jpeg bytes",
         )
-    expected = _comparable(original.image, number, "source")
-    actual = _comparable(_decode_pdf_image(image, number, "converted"), number, "converted")
-    if expected.mode != actual.mode:
+    actual_mode, actual_size, actual = _decoded_samples(image, number)
+    if original.image is not None:
+        source = _comparable(original.image, number, "source")
+        expected_mode, expected_size = source.mode, source.size
+        expected: bytes | None = source.tobytes()
+        source_mode = original.image.mode
+    else:
+        assert original.pixels is not None  # _source_pages gives one or the other
+        expected_mode, expected_size = original.pixels.mode, (info.width, info.height)
+        expected, source_mode = None, info.mode
+    if expected_mode != actual_mode:
         raise PixelMismatch(
-            f"page {number}: mode {expected.mode} became {actual.mode}", page=number, what="mode"
+            f"page {number}: mode {expected_mode} became {actual_mode}", page=number, what="mode"
         )
-    if expected.size != actual.size:
+    if expected_size != actual_size:
         raise PixelMismatch(
-            f"page {number}: size {expected.size} became {actual.size}", page=number, what="size"
+            f"page {number}: size {expected_size} became {actual_size}", page=number, what="size"
         )
-    pixels = expected.tobytes()
-    if pixels != actual.tobytes():
+    pixel_sha256 = hashlib.sha256(actual).hexdigest()
+    if expected is not None:
+        same = actual == expected
+    else:
+        assert original.pixels is not None
+        same = pixel_sha256 == original.pixels.sha256
+    if not same:
         raise PixelMismatch(
             f"page {number}: the converted image's pixels differ from the source",
             page=number,
             what="pixels",
         )
-    _check_geometry(number, drawn.width_pt, drawn.height_pt, page, original, info.dpi, actual.size)
+    _check_geometry(number, drawn.width_pt, drawn.height_pt, page, original, info.dpi, actual_size)
     return PageProof(
         page=number,
-        width=expected.size[0],
-        height=expected.size[1],
-        mode=original.image.mode,
+        width=actual_size[0],
+        height=actual_size[1],
+        mode=source_mode,
         dpi=info.dpi,
-        pixel_sha256=hashlib.sha256(pixels).hexdigest(),
+        pixel_sha256=pixel_sha256,
         encoding=_encoding(image, original),
     )
+
+
+def _decoded_samples(image: pikepdf.Stream, number: int) -> tuple[str, tuple[int, int], bytes]:
+    """A converted page image's mode, size and exact samples (see :func:`_comparable`)."""
+    try:
+        plain = _plain_samples(image)
+    except Exception as exc:  # a damaged stream qpdf cannot inflate
+        raise _undecodable(number, "converted", exc) from exc
+    if plain is not None:
+        return plain
+    decoded = _comparable(_decode_pdf_image(image, number, "converted"), number, "converted")
+    return decoded.mode, decoded.size, decoded.tobytes()
 
 
 def _decode_pdf_image(image: pikepdf.Stream, number: int, side: str) -> Image.Image:
@@ -593,19 +628,23 @@ def _decode_pdf_image(image: pikepdf.Stream, number: int, side: str) -> Image.Im
             decoded = pikepdf.PdfImage(image).as_pil_image()
         decoded.load()
     except Exception as exc:  # an encoding or colour space pikepdf/Pillow cannot decode
-        reason = f"{type(exc).__name__}: {exc}"
-        if side == "source":
-            raise LosslessConversionImpossible(
-                f"page {number}: the source image cannot be decoded to verify it ({reason})",
-                page=number,
-                reason=reason,
-            ) from exc
-        raise PixelMismatch(
-            f"page {number}: the converted image cannot be decoded ({reason})",
-            page=number,
-            what="undecodable",
-        ) from exc
+        raise _undecodable(number, side, exc) from exc
     return decoded
+
+
+def _undecodable(number: int, side: str, exc: Exception) -> CaptureError:
+    reason = f"{type(exc).__name__}: {exc}"
+    if side == "source":
+        return LosslessConversionImpossible(
+            f"page {number}: the source image cannot be decoded to verify it ({reason})",
+            page=number,
+            reason=reason,
+        )
+    return PixelMismatch(
+        f"page {number}: the converted image cannot be decoded ({reason})",
+        page=number,
+        what="undecodable",
+    )
 
 
 #: Plain image streams whose decoded bytes are, as they are, Pillow's samples of a mode.
@@ -619,7 +658,17 @@ _NOT_PLAIN_KEYS = ("/Decode", "/ImageMask", "/Mask", "/SMask", "/SMaskInData", "
 
 
 def _decode_plain(image: pikepdf.Stream) -> Image.Image | None:
-    """A Flate (or unfiltered) DeviceRGB/DeviceGray image, decoded by qpdf alone.
+    """A plain image (see :func:`_plain_samples`) as a Pillow image; ``None`` otherwise."""
+    plain = _plain_samples(image)
+    if plain is None:
+        return None
+    mode, size, samples = plain
+    return Image.frombuffer(mode, size, samples, "raw", mode, 0, 1)
+
+
+def _plain_samples(image: pikepdf.Stream) -> tuple[str, tuple[int, int], bytes] | None:
+    """A Flate (or unfiltered) DeviceRGB/DeviceGray image's mode, size and samples,
+    decoded by qpdf alone.
 
     qpdf undoes Flate and its predictor; the bytes are then the image's samples, row by
     row, exactly as Pillow lays out ``RGB``, ``L`` or ``1`` (rows padded to whole bytes),
@@ -640,26 +689,19 @@ def _decode_plain(image: pikepdf.Stream) -> Image.Image | None:
     samples = image.read_bytes()
     if width <= 0 or height <= 0 or len(samples) != row * height:
         return None
-    return Image.frombuffer(mode, (width, height), samples, "raw", mode, 0, 1)
+    return mode, (width, height), samples
 
 
 def _comparable(image: Image.Image, number: int, side: str) -> Image.Image:
-    """The image in a mode whose bytes are its exact samples.
-
-    A palette image is expanded through its palette (an exact lookup), so that a reordered
-    palette is not a difference but a changed colour is; every other mode is compared as
-    decoded, so "1" against "L" or "RGB" against "CMYK" is a mismatch, never normalised away.
-    """
-    if image.mode in ("P", "PA"):
-        transparent = image.mode == "PA" or "transparency" in image.info
-        image = image.convert("RGBA" if transparent else "RGB")
-    if image.mode not in _EXACT_MODES:
+    """The image in a mode whose bytes are its exact samples (:func:`._pixels.comparable`)."""
+    exact = comparable(image)
+    if exact is None:
         raise PixelMismatch(
             f"page {number}: the {side} image's mode {image.mode} cannot be compared exactly",
             page=number,
             what="mode",
         )
-    return image
+    return exact
 
 
 def _check_geometry(

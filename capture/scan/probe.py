@@ -32,6 +32,7 @@ from capture.errors import (
     UnsupportedMediaType,
 )
 from capture.scan._pdfpage import PageContent, filters, page_content
+from capture.scan._pixels import PixelFingerprint, fingerprint
 
 #: ``ScanProbe.format`` values and the media type of each.
 MEDIA_TYPES: dict[str, str] = {
@@ -100,6 +101,9 @@ class PageInfo:
     """Pillow's name for TIFF (``group4``, ``tiff_lzw``, ``tiff_adobe_deflate``, ``raw``),
     ``deflate`` for PNG, ``jpeg``, the filter chain for a PDF image (``DCTDecode``), or
     ``None`` for a page that is not a single image."""
+    pixels: PixelFingerprint | None = None
+    """The fingerprint of the decoded page (an image scan probed with ``decode=True``);
+    the pixel proof checks the converted page against it."""
 
 
 @dataclass(frozen=True)
@@ -202,16 +206,23 @@ def _probe_image(data: bytes, kind: str, max_pixels: int, *, decode: bool) -> li
             except (EOFError, OSError, ValueError) as exc:
                 raise _corrupt(pil_format, page, exc) from exc
             _check_pixels(image.size, page, max_pixels)
-            info = PageInfo(
-                width=image.size[0],
-                height=image.size[1],
-                mode=_stored_mode(image),
-                dpi=_dpi(image.info.get("dpi")),
-                compression=_compression(image, kind),
-            )
+            coding = _compression(image, kind)
+            pixels = None
+            mode = _stored_mode(image)
             if decode:
                 _decode(image, pil_format, page)
-            pages.append(info)
+                if not mode.endswith(";16"):
+                    pixels = fingerprint(image, coding)
+            pages.append(
+                PageInfo(
+                    width=image.size[0],
+                    height=image.size[1],
+                    mode=mode,
+                    dpi=_dpi(image.info.get("dpi")),
+                    compression=coding,
+                    pixels=pixels,
+                )
+            )
     if kind == "scan-png" and decode:
         _verify_png(data)
     return pages

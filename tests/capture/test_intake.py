@@ -82,13 +82,17 @@ def test_a_scan_is_taken_in_then_archived_with_its_pdfa_and_pixel_proof(runtime)
     report = verify_document(runtime.archive, doc, actor="test")
     assert report.ok, report.failures
     with session_scope(runtime.archive.engine, read_only=True) as session:
-        actions = [
-            e.action
-            for e in session.exec(
-                select(JournalEvent).where(JournalEvent.subject == f"document:{doc}")
-            )
-        ]
+        events = session.exec(
+            select(JournalEvent).where(JournalEvent.subject == f"document:{doc}")
+        ).all()
+        session.expunge_all()
+    actions = [e.action for e in events]
     assert actions.index("capture.converted") < actions.index("document.state_changed")
+    # Intake journaled the pixels it decoded; the worker proved the PDF/A against them.
+    deposited = next(e.payload for e in events if e.action == "document.deposited")
+    assert deposited["pixels"] == [
+        {"page": 1, "mode": "RGB", "sha256": page["pixel_sha256"], "decoder": "lossless"}
+    ]
     # Processing again is a no-op: nothing is archived twice.
     assert pipeline.process(doc) == "archived"
     assert len(_artifacts(runtime.archive, doc)) == len(artifacts)
