@@ -37,7 +37,7 @@ from archive.models import (
     InvoiceRecord,
 )
 from archive.pdf_input import PDF_MEDIA_TYPE, check_pdf
-from archive.search import document_text, index_document
+from archive.search import Latest, document_text, index_document
 from archive.service import anchor_if_due, artifact_store_facts, quarantine, resolve_company
 from storage import MAX_SEGMENT_BYTES, PutItem, StoredObject, session_scope
 from storage.types import utcnow
@@ -349,10 +349,10 @@ def _record(
         },
     )
     artifacts = _add_artifacts(session, document, prepared.stored, prepared.evidence, log, None)
-    _add_invoice(session, document, submission.invoice, actor, log)
+    _add_invoice(session, document, submission.invoice, actor, log, new_document=True)
     _add_flags(session, document, submission.flags, log)
     _change_state(document, submission.state, log)
-    index_document(session, document, text=prepared.text)
+    index_document(session, document, text=prepared.text, invoice=submission.invoice)
     session.flush()
     assert "original" in artifacts
     return document
@@ -428,13 +428,23 @@ def _add_artifacts(
 
 
 def _add_invoice(
-    session: Session, document: Document, invoice: InvoiceData | None, actor: str, log: Log
+    session: Session,
+    document: Document,
+    invoice: InvoiceData | None,
+    actor: str,
+    log: Log,
+    *,
+    new_document: bool = False,
 ) -> None:
     if invoice is None:
         return
-    versions = session.exec(
-        select(InvoiceRecord.version).where(InvoiceRecord.document_id == document.id)
-    ).all()
+    versions = (
+        []
+        if new_document  # created in this transaction: no invoice data yet
+        else session.exec(
+            select(InvoiceRecord.version).where(InvoiceRecord.document_id == document.id)
+        ).all()
+    )
     version = max(versions, default=0) + 1
     data = invoice_payload(invoice)
     record = InvoiceRecord(
@@ -522,7 +532,12 @@ def complete(
         _add_invoice(session, current, completion.invoice, actor, log)
         _add_flags(session, current, completion.flags, log)
         _change_state(current, completion.state, log)
-        index_document(session, current, text=document_text(completion.derived))
+        index_document(
+            session,
+            current,
+            text=document_text(completion.derived),
+            invoice=completion.invoice or Latest.RECORDED,
+        )
         session.flush()
         session.expunge(current)
     anchor_if_due(archive)

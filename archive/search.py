@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -246,9 +246,25 @@ def text_values(document: Document, invoice: InvoiceData | None, text: str) -> d
     return {"text": text, "terms": " ".join([*_invoice_words(invoice, document), *words(text)])}
 
 
-def index_document(session: Session, document: Document, *, text: str | None = None) -> None:
-    """Write ``document``'s index rows from its state, its latest invoice data and ``text``
-    (None keeps the text already indexed), inside the caller's transaction."""
+class Latest(Enum):
+    """Read the document's latest recorded invoice data from the database."""
+
+    RECORDED = "recorded"
+
+
+def index_document(
+    session: Session,
+    document: Document,
+    *,
+    text: str | None = None,
+    invoice: InvoiceData | Latest | None = Latest.RECORDED,
+) -> None:
+    """Write ``document``'s index rows from its state, its invoice data and ``text`` (None
+    keeps the text already indexed), inside the caller's transaction.
+
+    ``invoice`` is the document's latest invoice data when the caller has just recorded it
+    (or knows there is none); by default it is read back.
+    """
     session.flush()
     if text is None:
         text = session.exec(
@@ -256,7 +272,8 @@ def index_document(session: Session, document: Document, *, text: str | None = N
             .join(SearchEntry, col(SearchEntry.id) == col(SearchText.entry_id))
             .where(SearchEntry.document_id == document.id)
         ).first()
-    invoice = _latest_invoice(session, document.id)
+    if isinstance(invoice, Latest):
+        invoice = _latest_invoice(session, document.id)
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     # Upserts: a reindex and a deposit may race on the same document.
     entry = entry_values(document, invoice)
