@@ -188,6 +188,8 @@ def receive(
                 actor=actor,
                 source=source,
             )
+            # Asked here, where the head is at hand, rather than in a session of its own.
+            due = archive.journal.anchor_due(session)
     except IntegrityError:
         # Another process archived the same bytes meanwhile: theirs is the document.
         with session_scope(archive.engine, read_only=True) as session:
@@ -195,7 +197,8 @@ def receive(
         if existing is None:
             raise
         return DepositOutcome(existing, created=False)
-    anchor_if_due(archive)
+    if due:
+        anchor_if_due(archive)
     return DepositOutcome(document, created=True)
 
 
@@ -539,8 +542,10 @@ def complete(
             invoice=completion.invoice or Latest.RECORDED,
         )
         session.flush()
+        due = archive.journal.anchor_due(session)
         session.expunge(current)
-    anchor_if_due(archive)
+    if due:
+        anchor_if_due(archive)
     return current
 
 

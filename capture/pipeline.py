@@ -59,7 +59,7 @@ from capture.scan.convert import Conversion, convert
 from capture.scan.extract import extract
 from capture.scan.probe import PixelFingerprint, ScanProbe, probe
 from capture.scan.text import words_from_pdf
-from capture.service import is_einvoice
+from capture.service import recognise_einvoice
 from capture.suppliers import DatabaseDirectory
 from storage import session_scope
 from storage.types import utcnow
@@ -159,7 +159,8 @@ class Pipeline:
         created = False
         bad: BadInput | None = None
         try:
-            if is_einvoice(data):
+            einvoice = recognise_einvoice(data)
+            if einvoice is not None:
                 outcome = receive_einvoice(
                     self.archive,
                     self.validator,
@@ -169,6 +170,7 @@ class Pipeline:
                     actor=actor,
                     source=source,
                     kind=kind,
+                    reading=einvoice.reading,
                 )
             else:
                 outcome = receive(

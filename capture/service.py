@@ -9,9 +9,12 @@ archive it accordingly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from lxml import etree
 
 from archive import Archive, BadInput, DepositOutcome, deposit
-from capture.einvoice.detect import detect
+from capture.einvoice.detect import Detected, detect_and_parse_xml
 from capture.einvoice.service import receive_einvoice
 from capture.einvoice.validate import Validator
 from capture.errors import NotAnInvoice
@@ -22,19 +25,33 @@ def looks_like_xml(data: bytes) -> bool:
     return head.startswith(b"<")
 
 
+@dataclass(frozen=True)
+class EInvoice:
+    """Bytes recognised as an e-invoice, with what recognising them already read."""
+
+    #: A PDF's detection and embedded XML (read to recognise it); ``None`` for XML, which
+    #: is read, or refused with its reason, when it is received.
+    reading: tuple[Detected, etree._Element] | None = None
+
+
+def recognise_einvoice(data: bytes) -> EInvoice | None:
+    """An :class:`EInvoice` for XML, and for a PDF that carries invoice XML (checked from
+    the content); ``None`` for anything else."""
+    if looks_like_xml(data):
+        return EInvoice()
+    if data.lstrip()[:5] != b"%PDF-":
+        return None
+    try:
+        return EInvoice(detect_and_parse_xml(data))
+    except NotAnInvoice:
+        return None
+    except BadInput:
+        return None  # an unreadable PDF: the PDF path quarantines it with its reason
+
+
 def is_einvoice(data: bytes) -> bool:
     """True for XML, and for a PDF that carries invoice XML (checked from the content)."""
-    if looks_like_xml(data):
-        return True
-    if data.lstrip()[:5] != b"%PDF-":
-        return False
-    try:
-        detect(data)
-    except NotAnInvoice:
-        return False
-    except BadInput:
-        return False  # an unreadable PDF: the PDF path quarantines it with its reason
-    return True
+    return recognise_einvoice(data) is not None
 
 
 def receive_file(
@@ -48,7 +65,8 @@ def receive_file(
     source: str,
     kind: str | None = None,
 ) -> DepositOutcome:
-    if is_einvoice(data):
+    einvoice = recognise_einvoice(data)
+    if einvoice is not None:
         return receive_einvoice(
             archive,
             validator,
@@ -58,6 +76,7 @@ def receive_file(
             actor=actor,
             source=source,
             kind=kind,
+            reading=einvoice.reading,
         )
     return deposit(
         archive,

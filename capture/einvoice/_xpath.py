@@ -70,17 +70,22 @@ def xpath_of(element: Element, namespaces: Mapping[str, str]) -> str:
     steps: list[str] = []
     node: Element | None = element
     while node is not None:
-        qname = etree.QName(node)
-        prefix = prefixes.get(qname.namespace or "")
-        step = f"{prefix}:{qname.localname}" if prefix else _unprefixed(qname)
         parent = node.getparent()
-        if parent is not None:
-            same = [child for child in parent if child.tag == node.tag]
-            if len(same) > 1:
-                step += f"[{same.index(node) + 1}]"
-        steps.append(step)
+        steps.append(_step(node, parent, prefixes))
         node = parent
     return "/" + "/".join(reversed(steps))
+
+
+def _step(node: Element, parent: Element | None, prefixes: Mapping[str, str]) -> str:
+    """``node``'s step in :func:`xpath_of` (``prefixes`` maps a namespace to its prefix)."""
+    qname = etree.QName(node)
+    prefix = prefixes.get(qname.namespace or "")
+    step = f"{prefix}:{qname.localname}" if prefix else _unprefixed(qname)
+    if parent is not None:
+        same = [child for child in parent if child.tag == node.tag]
+        if len(same) > 1:
+            step += f"[{same.index(node) + 1}]"
+    return step
 
 
 def _unprefixed(qname: etree.QName) -> str:
@@ -171,9 +176,20 @@ class Collector:
         self.namespaces = namespaces
         self.values: dict[str, Any] = {}
         self.provenance: dict[str, Provenance] = {}
+        self._prefixes = {uri: prefix for prefix, uri in namespaces.items()}
+        # Fields share ancestors (every line's under the same transaction): each element's
+        # path is worked out once. lxml hands back the same proxy for a node while one is
+        # referenced, as the keys here are.
+        self._paths: dict[Element, str] = {}
 
     def path(self, element: Element) -> str:
-        return xpath_of(element, self.namespaces)
+        """:func:`xpath_of` ``element`` with this collector's namespaces."""
+        path = self._paths.get(element)
+        if path is None:
+            parent = element.getparent()
+            base = "" if parent is None else self.path(parent)
+            path = self._paths[element] = f"{base}/{_step(element, parent, self._prefixes)}"
+        return path
 
     def put(self, field: str, value: Any, xpath: str) -> None:
         if value is None or field in self.values:
@@ -203,8 +219,7 @@ class Collector:
             return
         parent = elements[0].getparent()
         qname = etree.QName(elements[0])
-        prefixes = {uri: prefix for prefix, uri in self.namespaces.items()}
-        step = f"{prefixes[qname.namespace or '']}:{qname.localname}"
+        step = f"{self._prefixes[qname.namespace or '']}:{qname.localname}"
         base = "" if parent is None else self.path(parent)
         self.put(field, items, f"{base}/{step}")
 

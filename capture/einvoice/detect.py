@@ -12,7 +12,7 @@ This module decides and extracts; it neither reads invoice fields nor validates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from lxml import etree
@@ -58,6 +58,8 @@ class Detected:
     flavor: Flavor | None
     #: True when the XML root is a ZUGFeRD 1.0 ``CrossIndustryDocument`` (syntax ``cii``).
     zugferd1: bool = False
+    #: For a PDF, what reading it found, so that the embedding checks need not read it again.
+    pdf: facturx.PdfReading | None = field(default=None, repr=False, compare=False)
 
     @property
     def xml_syntax(self) -> Literal["cii", "ubl-invoice", "ubl-creditnote"]:
@@ -113,14 +115,12 @@ def detect_and_parse_xml(data: bytes) -> tuple[Detected, etree._Element]:
 
 
 def _detect_pdf(data: bytes) -> tuple[Detected, etree._Element]:
-    with facturx.open_pdf(data) as pdf:
-        try:
-            xmp = facturx.read_xmp(pdf)
-        except CaptureBadInput:
-            xmp = None  # a broken XMP packet is an embedding problem, not a reason to refuse
-        embedded = facturx.find_invoice_xml(
-            pdf, preferred=None if xmp is None else xmp.document_file_name
-        )
+    # A broken XMP packet is an embedding problem, not a reason to refuse; an attachment
+    # that cannot be read is.
+    reading = facturx.read_pdf(data)
+    if reading.attachment_error is not None:
+        raise reading.attachment_error
+    xmp, embedded = reading.xmp, reading.embedded
     if embedded is None:
         raise NoEmbeddedInvoice(
             "the PDF has no embedded invoice XML (" + ", ".join(facturx.INVOICE_FILENAMES) + ")"
@@ -155,6 +155,7 @@ def _detect_pdf(data: bytes) -> tuple[Detected, etree._Element]:
         embedded_filename=embedded.filename,
         flavor=flavor,
         zugferd1=zugferd1,
+        pdf=reading,
     )
     return detected, root
 

@@ -3,7 +3,9 @@ the embedding conventions a validator reports on.
 
 :func:`find_invoice_xml` returns the embedded XML exactly as stored (decoded from its PDF
 stream filter, nothing else), :func:`read_xmp` the ``fx:``/``zf:`` properties and the
-PDF/A identification, :func:`check_embedding` a list of :class:`EmbeddingProblem`. Reading
+PDF/A identification, :func:`check_embedding` a list of :class:`EmbeddingProblem`.
+:func:`read_pdf` opens a PDF once for both detection and the embedding checks
+(:func:`embedding_problems`), so a received PDF is not read twice. Reading
 the invoice itself is ``cii.py``'s job, deciding validity ``validate.py``'s. Nothing here
 writes to a PDF or fetches anything.
 """
@@ -51,11 +53,14 @@ __all__ = [
     "INVOICE_FILENAMES",
     "EmbeddedXml",
     "EmbeddingProblem",
+    "PdfReading",
     "XmpInfo",
     "check_embedding",
+    "embedding_problems",
     "find_invoice_xml",
     "is_pdf",
     "open_pdf",
+    "read_pdf",
     "read_xmp",
 ]
 
@@ -100,6 +105,22 @@ class EmbeddingProblem:
 
     code: str
     message: str
+
+
+@dataclass(frozen=True)
+class PdfReading:
+    """What one reading of a PDF found: what detection and the embedding checks work from."""
+
+    #: qpdf's warnings on opening the PDF (damage it recovered from), as it words them.
+    warnings: tuple[str, ...]
+    #: The XMP properties; ``None`` without an XMP packet or when it cannot be read.
+    xmp: XmpInfo | None
+    #: Why the XMP packet cannot be read, if it cannot.
+    xmp_error: CaptureBadInput | None
+    #: The invoice attachment; ``None`` without one or when it cannot be read.
+    embedded: EmbeddedXml | None
+    #: Why the invoice attachment cannot be read, if it cannot.
+    attachment_error: CaptureBadInput | None
 
 
 def is_pdf(data: bytes) -> bool:
@@ -201,6 +222,32 @@ def read_xmp(pdf: pikepdf.Pdf) -> XmpInfo | None:
     )
 
 
+def read_pdf(data: bytes) -> PdfReading:
+    """Open a PDF and read its warnings, XMP properties and invoice attachment.
+
+    An unreadable XMP packet or attachment is recorded, not raised (the XMP ``DocumentFileName``
+    breaks ties between attachments when it can be read). Raises a capture BadInput only
+    when the PDF itself cannot be opened or read.
+    """
+    with open_pdf(data) as pdf:
+        warnings = tuple(str(warning) for warning in pdf.get_warnings())
+        xmp: XmpInfo | None = None
+        xmp_error: CaptureBadInput | None = None
+        try:
+            xmp = read_xmp(pdf)
+        except CaptureBadInput as exc:
+            xmp_error = exc
+        embedded: EmbeddedXml | None = None
+        attachment_error: CaptureBadInput | None = None
+        try:
+            embedded = find_invoice_xml(
+                pdf, preferred=None if xmp is None else xmp.document_file_name
+            )
+        except CaptureBadInput as exc:
+            attachment_error = exc
+    return PdfReading(warnings, xmp, xmp_error, embedded, attachment_error)
+
+
 def check_embedding(data: bytes) -> list[EmbeddingProblem]:
     """Check the Factur-X/ZUGFeRD conventions of a PDF; an empty list means none broken.
 
@@ -211,34 +258,36 @@ def check_embedding(data: bytes) -> list[EmbeddingProblem]:
     says INVOICE, and its conformance level agrees with the XML's guideline (BT-24).
     Raises only when the PDF itself cannot be opened.
     """
+    return embedding_problems(read_pdf(data))
+
+
+def embedding_problems(
+    reading: PdfReading, *, xml_root: etree._Element | None = None
+) -> list[EmbeddingProblem]:
+    """:func:`check_embedding` on a PDF already read; ``xml_root``, the attachment's XML
+    already parsed, spares parsing it again."""
     problems: list[EmbeddingProblem] = []
 
     def report(code: str, message: str) -> None:
         problems.append(EmbeddingProblem(code, message))
 
-    with open_pdf(data) as pdf:
-        warnings = pdf.get_warnings()
-        if warnings:
-            report(
-                "pdf-damaged",
-                "the PDF is damaged and was read by recovery: "
-                + "; ".join(_STREAM_PREFIX.sub("", str(w)) for w in warnings[:3]),
-            )
-        xmp: XmpInfo | None = None
-        try:
-            xmp = read_xmp(pdf)
-        except CaptureBadInput as exc:
-            report("xmp-unreadable", f"the XMP metadata cannot be read: {exc}")
-        else:
-            if xmp is None:
-                report("xmp-missing", "the PDF has no XMP metadata stream")
-        try:
-            embedded = find_invoice_xml(
-                pdf, preferred=None if xmp is None else xmp.document_file_name
-            )
-        except CaptureBadInput as exc:
-            report("attachment-unreadable", f"the invoice attachment cannot be read: {exc}")
-            embedded = None
+    if reading.warnings:
+        report(
+            "pdf-damaged",
+            "the PDF is damaged and was read by recovery: "
+            + "; ".join(_STREAM_PREFIX.sub("", w) for w in reading.warnings[:3]),
+        )
+    xmp = reading.xmp
+    if reading.xmp_error is not None:
+        report("xmp-unreadable", f"the XMP metadata cannot be read: {reading.xmp_error}")
+    elif xmp is None:
+        report("xmp-missing", "the PDF has no XMP metadata stream")
+    embedded = reading.embedded
+    if reading.attachment_error is not None:
+        report(
+            "attachment-unreadable",
+            f"the invoice attachment cannot be read: {reading.attachment_error}",
+        )
 
     if embedded is None:
         report(
@@ -248,7 +297,7 @@ def check_embedding(data: bytes) -> list[EmbeddingProblem]:
     else:
         _check_attachment(embedded, report)
     if xmp is not None:
-        _check_xmp(xmp, embedded, report)
+        _check_xmp(xmp, embedded, report, xml_root)
     return problems
 
 
@@ -279,7 +328,12 @@ def _check_attachment(embedded: EmbeddedXml, report: _Report) -> None:
         )
 
 
-def _check_xmp(xmp: XmpInfo, embedded: EmbeddedXml | None, report: _Report) -> None:
+def _check_xmp(
+    xmp: XmpInfo,
+    embedded: EmbeddedXml | None,
+    report: _Report,
+    xml_root: etree._Element | None,
+) -> None:
     if xmp.pdfa_part is None:
         report("pdfa-not-declared", "the XMP metadata declares no PDF/A part (pdfaid:part)")
     elif xmp.pdfa_part.strip() != "3":
@@ -321,10 +375,12 @@ def _check_xmp(xmp: XmpInfo, embedded: EmbeddedXml | None, report: _Report) -> N
         )
     if embedded is None or xmp_profile is None:
         return
-    try:
-        root = parse_xml(embedded.data)
-    except CaptureBadInput:
-        return  # the reader reports the XML itself; nothing to compare with
+    root = xml_root
+    if root is None:
+        try:
+            root = parse_xml(embedded.data)
+        except CaptureBadInput:
+            return  # the reader reports the XML itself; nothing to compare with
     if not is_cii(root):
         return
     guideline = guideline_id(root)

@@ -15,13 +15,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from lxml import etree
+
 from archive import Archive, DepositOutcome, Derived, DocumentKind, Flag, Submission, receive
 from archive.canonical import to_jsonable
 from archive.errors import ArchiveError
 from archive.models import LifecycleStatus
 from archive.service import get_document
 from capture.einvoice.cii import parse_cii
-from capture.einvoice.detect import detect_and_parse_xml
+from capture.einvoice.detect import Detected, detect_and_parse_xml
 from capture.einvoice.ubl import parse_ubl
 from capture.einvoice.validate import RulesetUnavailable, ValidationReport, Validator
 from storage import session_scope
@@ -66,14 +68,20 @@ class UnknownLifecycleStatus(ArchiveError):
 
 
 def einvoice_submission(
-    data: bytes, validator: Callable[[], Validator], *, kind: str | None = None
+    data: bytes,
+    validator: Callable[[], Validator],
+    *,
+    kind: str | None = None,
+    reading: tuple[Detected, etree._Element] | None = None,
 ) -> Submission:
     """Read and validate an e-invoice; raise a capture BadInput when it cannot be read.
 
+    ``reading`` is what :func:`~capture.einvoice.detect.detect_and_parse_xml` gave for
+    these bytes, when the caller already ran it (to recognise a PDF as an e-invoice).
     When the rule artefacts are missing (a deployment fault), the invoice is still
     archived, flagged as not validated: the bytes received are never lost for it.
     """
-    detected, root = detect_and_parse_xml(data)
+    detected, root = reading if reading is not None else detect_and_parse_xml(data)
     invoice = parse_cii(root) if detected.xml_syntax == "cii" else parse_ubl(root)
     try:
         report: ValidationReport | None = validator().validate(data, detected=detected, root=root)
@@ -143,7 +151,9 @@ def receive_einvoice(
     actor: str,
     source: str,
     kind: str | None = None,
+    reading: tuple[Detected, etree._Element] | None = None,
 ) -> DepositOutcome:
+    """Archive an e-invoice; ``reading`` as for :func:`einvoice_submission`."""
     return receive(
         archive,
         data=data,
@@ -151,7 +161,7 @@ def receive_einvoice(
         company_ref=company_ref,
         actor=actor,
         source=source,
-        admit=lambda received: einvoice_submission(received, validator, kind=kind),
+        admit=lambda received: einvoice_submission(received, validator, kind=kind, reading=reading),
     )
 
 

@@ -98,7 +98,7 @@ from capture.einvoice._saxon import (
     TransformFailed,
 )
 from capture.einvoice.detect import Detected, detect_and_parse_xml
-from capture.einvoice.facturx import check_embedding
+from capture.einvoice.facturx import check_embedding, embedding_problems
 from capture.errors import CaptureError
 from capture.safexml import parse_xml
 
@@ -287,7 +287,7 @@ class Validator:
                     rules, syntax, profile, root, layers, findings, notes, applied
                 )
         if "facturx" in layers and detected.syntax == "facturx-pdf":
-            findings.extend(_embedding_findings(data))
+            findings.extend(_embedding_findings(data, detected, root))
         return ValidationReport(
             syntax=str(detected.syntax),
             profile=detected.profile,
@@ -420,8 +420,14 @@ def _runtime_finding(layer: Layer, stylesheet: str, exc: Exception, binding: boo
     )
 
 
-def _embedding_findings(data: bytes) -> Iterable[Finding]:
-    for problem in check_embedding(data):
+def _embedding_findings(data: bytes, detected: Detected, root: etree._Element) -> Iterable[Finding]:
+    # What detection read of the PDF serves again: the PDF is not opened a second time.
+    problems = (
+        check_embedding(data)
+        if detected.pdf is None
+        else embedding_problems(detected.pdf, xml_root=root)
+    )
+    for problem in problems:
         yield Finding(
             layer="facturx",
             rule_id=problem.code,

@@ -6,6 +6,11 @@ one image file and writes, in that single pass, the hOCR (words, boxes, baseline
 single-threaded (``OMP_THREAD_LIMIT=1``): on shared cores, OpenMP threads make it several
 times slower. A timeout kills its process group.
 
+At most one tesseract per core runs from this process at a time (the rest wait for a
+slot, within their timeout): more jobs in flight than cores keep the cores busy with the
+other jobs' work (conversion, proof, seal), but more tesseracts than cores only make each
+of them slower, as they evict each other's models from the caches.
+
 The image given is OCR input only; it never becomes part of the archived PDF.
 """
 
@@ -14,6 +19,8 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +28,17 @@ from capture.scan import _child
 from capture.scan._child import RunFailed
 
 __all__ = ["RunFailed", "TextLayer", "available", "ocr"]
+
+
+def _cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_SLOTS = threading.BoundedSemaphore(_cores())
 
 
 @dataclass(frozen=True)
@@ -64,7 +82,16 @@ def ocr(image: Path, outbase: Path, *, languages: str, timeout: float) -> TextLa
     env = dict(os.environ)
     env["OMP_THREAD_LIMIT"] = "1"
     env["TMPDIR"] = str(outbase.parent)
-    _child.run(args, workdir=outbase.parent, timeout=timeout, env=env)
+    started = time.monotonic()
+    if not _SLOTS.acquire(timeout=max(timeout, 0.0)):
+        raise RunFailed(None, None, "no OCR slot became free in time", timed_out=True)
+    try:
+        left = timeout - (time.monotonic() - started)
+        if left <= 0:
+            raise RunFailed(None, None, "no time left once an OCR slot was free", timed_out=True)
+        _child.run(args, workdir=outbase.parent, timeout=left, env=env)
+    finally:
+        _SLOTS.release()
     hocr, txt = (outbase.parent / (outbase.name + suffix) for suffix in (".hocr", ".txt"))
     if not hocr.exists() or not txt.exists():
         raise RunFailed(0, None, f"tesseract wrote no {'hOCR' if not hocr.exists() else 'text'}")

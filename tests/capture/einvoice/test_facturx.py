@@ -10,7 +10,8 @@ import pikepdf
 import pytest
 
 from capture.einvoice import check_embedding
-from capture.einvoice.facturx import FACTURX_NS, open_pdf, read_xmp
+from capture.einvoice.detect import detect_and_parse_xml
+from capture.einvoice.facturx import FACTURX_NS, embedding_problems, open_pdf, read_xmp
 from capture.errors import UnreadablePdf
 
 V2 = "facturx/zugferd-corpus/ZUGFeRDv2"
@@ -153,3 +154,27 @@ def test_every_correct_zugferd2_pdf_respects_the_conventions(corpora: Path):
     }
     assert len(broken) == 46
     assert {name: found for name, found in broken.items() if found} == {}
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        f"{VALIDATOR}/invalidXMP-ParseError.pdf",
+        f"{VALIDATOR}/corruptedV2PDF.pdf",
+        f"{VALIDATOR}/103767-Invoice-2026-03-24-1.pdf",
+        f"{V2}/correct/FNFE-factur-x-examples/Avoir_FR_type381_BASIC.pdf",
+    ],
+    ids=lambda value: value.rsplit("/", 1)[-1],
+)
+def test_detection_reads_the_pdf_once_for_the_embedding_checks(corpora: Path, relative: str):
+    data = (corpora / relative).read_bytes()
+    detected, root = detect_and_parse_xml(data)
+    assert detected.pdf is not None
+    assert embedding_problems(detected.pdf, xml_root=root) == check_embedding(data)
+
+
+def test_the_xml_passed_in_is_compared_with_the_xmp_profile():
+    detected, root = detect_and_parse_xml(facturx_pdf(xmp=xmp_packet("EN 16931")))
+    assert detected.pdf is not None
+    problems = embedding_problems(detected.pdf, xml_root=root)
+    assert [problem.code for problem in problems] == ["xmp-profile-mismatch"]
