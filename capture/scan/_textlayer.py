@@ -32,18 +32,16 @@ from typing import Any
 # Any value works for a page that states none: the page is scaled onto img2pdf's page.
 _DEFAULT_DPI = 300.0
 _LOCK = threading.Lock()
-#: Code points kept in the reduced Noto Sans: Latin (with its extensions and combining
-#: marks), general punctuation, currency symbols (€), letterlike symbols (№, ™), arrows
-#: and mathematical operators.
+#: Code points kept in the reduced Noto Sans: Basic Latin, Latin-1 and Latin Extended-A
+#: (French, and most Western and Central European languages: é, ç, œ, ß, ł...), general
+#: punctuation (’ “ ” – … ‰), currency symbols (€) and letterlike symbols (№, ™). Each glyph
+#: kept is parsed again for every page: words with other letters take the full face.
 _LATIN_BLOCKS = (
     (0x0020, 0x007E),
-    (0x00A0, 0x024F),
-    (0x02B0, 0x036F),
-    (0x1E00, 0x1EFF),
+    (0x00A0, 0x017F),
     (0x2000, 0x206F),
     (0x20A0, 0x20CF),
     (0x2100, 0x214F),
-    (0x2190, 0x22FF),
 )
 
 
