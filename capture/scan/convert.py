@@ -42,7 +42,7 @@ from capture.errors import (
     PixelMismatch,
     ResolutionMismatch,
 )
-from capture.scan import _child, _ocrmypdf, _sandwich, _tesseract, _textlayer
+from capture.scan import _child, _ocrmypdf, _png, _sandwich, _tesseract, _textlayer
 from capture.scan._pdfpage import (
     content_bytes,
     encoded_fingerprint,
@@ -424,10 +424,12 @@ def _wrap_image(data: bytes, probe: ScanProbe) -> bytes:
         # size, so that the check below compares like with like.
         layout = img2pdf.get_fixed_dpi_layout_fun(only)
     options: dict[str, object] = {"layout_fun": layout} if layout else {}
-    if probe.format == "scan-png" and not _png_may_carry_exif(data):
-        # img2pdf looks for an EXIF orientation, and Pillow decodes a whole PNG to find
-        # one; with no chunk that could hold EXIF, the answer is known: no rotation.
-        options["rotation"] = img2pdf.Rotation.none
+    if probe.format == "scan-png":
+        if not _png.may_carry_exif(data):
+            # img2pdf looks for an EXIF orientation, and Pillow decodes a whole PNG to
+            # find one; with no chunk that could hold EXIF, the answer is known.
+            options["rotation"] = img2pdf.Rotation.none
+        data = _png.one_idat(data)
     try:
         pdf = img2pdf.convert(data, **options)
     except Exception as exc:  # img2pdf refuses what it cannot embed without altering it
@@ -440,31 +442,6 @@ def _wrap_image(data: bytes, probe: ScanProbe) -> bytes:
             "img2pdf produced nothing", page=None, reason="img2pdf produced nothing"
         )
     return bytes(pdf)
-
-
-_PNG_EXIF_KEYWORD = b"Raw profile type exif\0"
-
-
-def _png_may_carry_exif(data: bytes) -> bool:
-    """Whether a PNG has an ``eXIf`` chunk, or a text chunk where Pillow looks for EXIF.
-
-    Walks the chunk headers only; anything unexpected answers ``True`` (ask Pillow).
-    """
-    position = 8
-    while position + 8 <= len(data):
-        length = int.from_bytes(data[position : position + 4], "big")
-        kind = data[position + 4 : position + 8]
-        body = position + 8
-        if kind == b"eXIf":
-            return True
-        if kind in (b"tEXt", b"zTXt", b"iTXt") and data[
-            body : body + len(_PNG_EXIF_KEYWORD)
-        ].startswith(_PNG_EXIF_KEYWORD):
-            return True
-        if kind == b"IEND":
-            return False
-        position = body + length + 4
-    return True
 
 
 def _conversion_error(
