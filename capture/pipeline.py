@@ -181,6 +181,7 @@ class Pipeline:
                     actor=actor,
                     source=source,
                     admit=self._admit_scan(kind, station),
+                    sha256=sha256,
                 )
             document, created = outcome.document, outcome.created
         except BadInput as exc:
