@@ -458,8 +458,8 @@ class Pipeline:
                 "the stored original does not match its fingerprint",
                 document_id=str(document_id),
             )
-        # Probed in full at intake and the fingerprint matches: no second full decode (the
-        # pixel proof decodes the source again anyway).
+        # Probed in full at intake and the fingerprint matches: no second full decode here;
+        # the pixel proof checks the PDF/A against the pixels fingerprinted at intake.
         found = _with_fingerprints(
             probe(
                 data,
@@ -631,7 +631,8 @@ def _pixel_details(found: ScanProbe) -> dict[str, Any]:
 def _with_fingerprints(found: ScanProbe, journaled: list[dict[str, Any]]) -> ScanProbe:
     """``found`` (probed without decoding) with the fingerprints its intake journaled: the
     pixel proof then checks the PDF/A against them instead of decoding the source again.
-    A page without one is decoded again by the proof."""
+    When a page has none (or one this process cannot trust), the proof decodes the source.
+    """
     by_page = {entry["page"]: entry for entry in journaled}
     pages = []
     for number, info in enumerate(found.page_info, 1):

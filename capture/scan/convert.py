@@ -371,6 +371,11 @@ def compare_pages(source: bytes, probe: ScanProbe, result_pdf: bytes) -> tuple[P
     the source's JPEG bytes. For a born-digital PDF, each page's content stream must be
     kept and its images must be the same encoded streams; no proof is returned.
 
+    When every page of ``probe`` carries a pixel fingerprint this process can trust (the
+    probe decoded ``source`` in full: see :attr:`PageInfo.pixels`), the decoded result is
+    checked against those fingerprints and ``source`` is not decoded again; otherwise it
+    is decoded here and compared sample for sample.
+
     Raises:
         PixelMismatch (or ResolutionMismatch), naming the page and what differs.
         LosslessConversionImpossible: the source cannot be decoded exactly.

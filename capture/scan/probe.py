@@ -2,7 +2,8 @@
 
 Room: pure inspection of scans (TIFF, PNG, JPEG) and PDFs. It never writes, converts or
 runs a program. An image is decoded in full (to catch truncation) only after its header
-proved it is of a reasonable size; a PDF's images are never decoded here.
+proved it is of a reasonable size, and each decoded page is fingerprinted for the pixel
+proof (:attr:`PageInfo.pixels`); a PDF's images are never decoded here.
 
 Problems that make the bytes unusable raise :class:`~capture.errors.CaptureBadInput`
 subclasses; problems that do not (a low resolution, a PDF that needed repair) become
