@@ -62,6 +62,8 @@ def one_idat(data: bytes) -> bytes:
     if any(kind != b"IDAT" for kind, _, _ in found[first : first + len(idat)]):
         return data  # other chunks between image data chunks: leave it to img2pdf
     payload = b"".join(data[body : body + length] for body, length in idat)
+    if len(payload) >= 2**31:  # more than one PNG chunk may hold
+        return data
     start = found[first][1] - 8
     _, last_body, last_length = found[first + len(idat) - 1]
     end = last_body + last_length + 4
