@@ -64,6 +64,11 @@ class _Id:
     repaired: bool
     label: str | None
 
+    @property
+    def where(self) -> tuple[_Line, int, int]:
+        """The line and the span on it where the identifier was read."""
+        return self.line, self.start, self.end
+
 
 _VAT_RE = re.compile(
     r"(?<![A-Z0-9])(?P<cc>FR|AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|HR|HU|IE|IT|LT|LU|LV|MT|NL|PL|PT|RO|SE|SI|SK)"

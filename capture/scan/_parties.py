@@ -180,47 +180,26 @@ def _pick_ids(doc: _Document, parties: _Parties, own: set[str], out: _Builder) -
         siret = next((i for i in group if i.kind == "siret"), None)
         vat = next((i for i in group if i.kind == "vat"), None)
         siren = next((i for i in group if i.kind == "siren"), None) or siret or vat
+        # A checksum repair costs the field some confidence.
         if siren is not None and siren.siren:
-            out.set(
-                "seller_siren",
-                siren.siren,
-                base - (0.1 if siren.repaired else 0),
-                (siren.line, siren.start, siren.end),
-            )
+            out.set("seller_siren", siren.siren, base - 0.1 * siren.repaired, siren.where)
         if siret is not None:
-            out.set(
-                "seller_siret",
-                siret.value,
-                base - (0.1 if siret.repaired else 0),
-                (siret.line, siret.start, siret.end),
-            )
+            out.set("seller_siret", siret.value, base - 0.1 * siret.repaired, siret.where)
         if vat is not None:
-            out.set(
-                "seller_vat",
-                vat.value,
-                base - (0.1 if vat.repaired else 0),
-                (vat.line, vat.start, vat.end),
-            )
+            out.set("seller_vat", vat.value, base - 0.1 * vat.repaired, vat.where)
         else:
             foreign = next((i for i in seller if i.kind == "vat" and not i.siren), None)
             if foreign is not None:
-                out.set(
-                    "seller_vat", foreign.value, 0.7, (foreign.line, foreign.start, foreign.end)
-                )
+                out.set("seller_vat", foreign.value, 0.7, foreign.where)
     if buyer:
         ordered = sorted(buyer, key=lambda i: (i.siren not in own, i.kind != "siren"))
         first = next((i for i in ordered if i.siren), None)
         if first is not None:
             conf = 0.95 if first.siren in own else 0.75
-            out.set("buyer_siren", first.siren, conf, (first.line, first.start, first.end))
+            out.set("buyer_siren", first.siren, conf, first.where)
         vat = next((i for i in ordered if i.kind == "vat"), None)
         if vat is not None:
-            out.set(
-                "buyer_vat",
-                vat.value,
-                0.9 if vat.siren in own else 0.7,
-                (vat.line, vat.start, vat.end),
-            )
+            out.set("buyer_vat", vat.value, 0.9 if vat.siren in own else 0.7, vat.where)
     # Bank details.
     found_ibans = [
         (value, line, s, e, repaired)
