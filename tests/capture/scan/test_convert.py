@@ -48,8 +48,9 @@ from capture.errors import (
     UnsupportedMediaType,
 )
 from capture.scan import _sandwich, _tesseract
-from capture.scan.convert import Conversion, compare_pages, convert, tool_versions
+from capture.scan.convert import Conversion, convert, tool_versions
 from capture.scan.probe import ScanProbe, probe
+from capture.scan.proof import compare_pages
 from capture.scan.text import words_from_pdf
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -18,8 +18,8 @@ from PIL import Image
 
 from capture.errors import PixelMismatch
 from capture.scan._pixels import LOSSLESS, PixelFingerprint, jpeg_decoder
-from capture.scan.convert import compare_pages
 from capture.scan.probe import ScanProbe, probe
+from capture.scan.proof import compare_pages
 from tests.capture.scan.test_convert import draw_page, jpeg, multipage_tiff, png, wrap
 
 
