@@ -208,7 +208,7 @@ def test_a_conversion_that_is_not_lossless_fails_the_document_loudly(rt, monkeyp
 
 
 def _bad_inputs():
-    from tests.capture.scan.test_convert import BAD_INPUTS
+    from tests.capture.scan.test_probe import BAD_INPUTS
 
     return BAD_INPUTS
 

@@ -1,4 +1,5 @@
-"""The pixel proof against the fingerprint the probe took at intake.
+"""The pixel proof (capture.scan.proof), on hand-made results and against the fingerprint
+the probe took at intake.
 
 Intake decodes every scan in full (to catch truncation) and fingerprints each page; the
 worker then proves its PDF/A against that fingerprint instead of decoding the source again.
@@ -13,14 +14,31 @@ import dataclasses
 import hashlib
 import io
 
+import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
-from capture.errors import PixelMismatch
+from archive.errors import BadInput
+from capture.errors import (
+    CaptureError,
+    LosslessConversionImpossible,
+    PixelMismatch,
+    ResolutionMismatch,
+)
 from capture.scan._pixels import LOSSLESS, PixelFingerprint, jpeg_decoder
+from capture.scan.convert import convert
 from capture.scan.probe import ScanProbe, probe
 from capture.scan.proof import compare_pages
-from tests.capture.scan.test_convert import draw_page, jpeg, multipage_tiff, png, wrap
+from tests.capture.scan.images import (
+    born_digital_pdf,
+    draw_page,
+    jpeg,
+    multipage_tiff,
+    png,
+    rgb48_png,
+    sha256,
+    wrap,
+)
 
 
 def _forged(found: ScanProbe, page: int, **changes: str) -> ScanProbe:
@@ -125,3 +143,103 @@ def test_a_jpeg_fingerprint_from_another_decoder_is_not_trusted() -> None:
     # The same forged hash with this process's decoder is checked, and fails.
     with pytest.raises(PixelMismatch):
         compare_pages(source, _forged(probe(source), 1, sha256="0" * 64), wrap(source))
+
+
+# --- compare_pages: the pixel proof, on hand-made results ----------------------------------
+
+
+def test_a_lossless_wrap_is_proven_page_by_page() -> None:
+    frames = [draw_page(seed=1), draw_page(mode="L", seed=2)]
+    source = multipage_tiff([(frames[0], "tiff_lzw"), (frames[1], "tiff_adobe_deflate")])
+
+    proofs = compare_pages(source, probe(source), wrap(png(frames[0]), png(frames[1])))
+
+    assert [(p.page, p.mode, p.width, p.height) for p in proofs] == [
+        (1, "RGB", 600, 800),
+        (2, "L", 600, 800),
+    ]
+    assert [p.pixel_sha256 for p in proofs] == [sha256(frame) for frame in frames]
+    assert all(p.dpi == (300, 300) and p.encoding == "FlateDecode" for p in proofs)
+
+
+def test_a_page_recompressed_lossy_is_a_pixel_mismatch() -> None:
+    frames = [draw_page(seed=1), draw_page(seed=2)]
+    source = multipage_tiff([(frames[0], "tiff_lzw"), (frames[1], "tiff_lzw")])
+    lossy = wrap(png(frames[0]), jpeg(frames[1], quality=95))
+
+    with pytest.raises(PixelMismatch) as caught:
+        compare_pages(source, probe(source), lossy)
+
+    assert caught.value.data == {"page": 2, "what": "pixels"}
+    assert "page 2" in str(caught.value)
+    assert not isinstance(caught.value, BadInput)
+    assert isinstance(caught.value, CaptureError)
+
+
+def test_bitonal_stored_as_grey_is_a_mismatch_even_with_the_same_looks() -> None:
+    page = draw_page(mode="1")
+    source = multipage_tiff([(page, "group4")])
+    # The same black and white pixels, as 8-bit grey: no normalisation may hide that.
+    grey = wrap(png(page.convert("L")))
+
+    with pytest.raises(PixelMismatch) as caught:
+        compare_pages(source, probe(source), grey)
+
+    assert caught.value.data == {"page": 1, "what": "mode"}
+
+
+def test_a_jpeg_must_keep_its_bytes_not_only_its_pixels() -> None:
+    source = jpeg(draw_page())
+    with Image.open(io.BytesIO(source)) as decoded:
+        same_pixels_as_png = wrap(png(decoded.convert("RGB")))
+
+    with pytest.raises(PixelMismatch) as caught:
+        compare_pages(source, probe(source), same_pixels_as_png)
+
+    assert caught.value.data == {"page": 1, "what": "jpeg bytes"}
+
+
+def test_a_changed_resolution_is_refused() -> None:
+    source = png(draw_page())
+
+    with pytest.raises(ResolutionMismatch) as caught:
+        compare_pages(source, probe(source), wrap(source, dpi=(150, 150)))
+
+    assert caught.value.data == {"page": 1, "what": "resolution"}
+    assert isinstance(caught.value, PixelMismatch)
+
+
+def test_a_missing_page_is_refused() -> None:
+    frames = [draw_page(seed=1), draw_page(seed=2)]
+    source = multipage_tiff([(frames[0], "raw"), (frames[1], "raw")])
+
+    with pytest.raises(PixelMismatch) as caught:
+        compare_pages(source, probe(source), wrap(png(frames[0])))
+
+    assert caught.value.data == {"page": None, "what": "page count"}
+
+
+def test_a_rasterised_born_digital_pdf_is_refused() -> None:
+    source = born_digital_pdf()
+    document = pdfium.PdfDocument(source)
+    try:
+        rendering = document[0].render(scale=2).to_pil()
+    finally:
+        document.close()
+
+    with pytest.raises(PixelMismatch) as caught:
+        compare_pages(source, probe(source), wrap(png(rendering), dpi=(144, 144)))
+
+    assert caught.value.data == {"page": 1, "what": "content"}
+
+
+def test_sixteen_bit_colour_is_refused_before_any_work() -> None:
+    data = rgb48_png()
+    found = probe(data)
+    assert found.page_info[0].mode == "RGB;16"
+
+    with pytest.raises(LosslessConversionImpossible) as caught:
+        convert(data, found, ocr=False)
+
+    assert caught.value.data["page"] == 1
+    assert "16-bit" in caught.value.data["reason"]

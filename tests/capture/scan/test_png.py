@@ -11,7 +11,7 @@ from PIL import Image
 from capture.scan import _png
 from capture.scan.convert import convert
 from capture.scan.probe import probe
-from tests.capture.scan.test_convert import draw_page, png
+from tests.capture.scan.images import draw_page, png
 
 
 def rechunk(data: bytes, size: int) -> bytes:
