@@ -19,7 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from archive.bundle import build_bundle, bundle_filename
 from archive.bundle_verify import BundleReport, BundleUnreadable, verify_bundle
-from archive.export import ExportProgress, ExportUnreadable, export_period, verify_export
+from archive.export import ExportProgress, ExportUnreadable, export_period
+from archive.export_verify import verify_export
 from archive.integrity import IntegrityReport, SweepProgress, integrity_sweep
 from archive.pki import PkiError, load_certificates
 from archive.renew import renew_evidence

@@ -32,8 +32,8 @@ from archive.export import (
     ExportUnreadable,
     OutputExists,
     export_period,
-    verify_export,
 )
+from archive.export_verify import verify_export
 from archive.invoice import InvoiceData
 from archive.models import Document, DocumentState, JournalEvent
 from archive.pdf_input import check_pdf
