@@ -110,7 +110,10 @@ def test_a_worker_killed_mid_job_leaves_nothing_half_done(env, tmp_path):
     data_dir = Path(env["COFFRE_DATA_DIR"])
     _run(env, tmp_path, "init")
     png = tmp_path / "scan.png"
-    png.write_bytes(scan_png(["FACTURE KILL-1"] * 12, seed=41, size=(2480, 3508)))
+    # A full page of text: tesseract reads it for about 2 s, long enough to be seen and
+    # killed (a sparse page is read in half a second and could finish between two looks).
+    lines = ["FACTURE KILL-1 Total HT 1234,56 EUR TVA 20 % reference 0042"] * 50
+    png.write_bytes(scan_png(lines, seed=41, size=(2480, 3508)))
     worker = subprocess.Popen(
         [str(BIN / "coffre"), "worker", "--concurrency", "1"],
         env=env,
